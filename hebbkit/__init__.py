@@ -1,0 +1,10 @@
+"""hebbkit: biologically plausible, feedback-free learning with pluggable components."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+try:
+    __version__ = importlib.metadata.version("hebbkit")
+except importlib.metadata.PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0"

@@ -1,0 +1,64 @@
+"""The plugin author's contract: one ``register_*`` hook per component family.
+
+Each hook receives a ``register`` callable::
+
+    register(name, factory, params=ParamsModel, description="...")
+
+``factory(params)`` receives a validated instance of ``params`` (a subclass of
+:class:`hebbkit.registry.Params`) and returns the component. What a component of each family
+must be is described in CONTRIBUTING.md and checked by the contract tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("hebbkit")
+hookimpl = pluggy.HookimplMarker("hebbkit")
+
+
+@hookspec
+def register_initializers(register: Any) -> None:
+    """Register weight initialisers: ``init(shape, generator) -> Tensor``.
+
+    ``shape`` is ``(c_out, c_in, k, k)`` for a conv weight or ``(out, in)`` for a linear one;
+    ``generator`` is a seeded CPU :class:`torch.Generator`. Return float32 on the CPU.
+    """
+
+
+@hookspec
+def register_plasticity_rules(register: Any) -> None:
+    """Register plasticity rules: objects with ``delta(weight, patches, u, y) -> Tensor``.
+
+    ``weight`` is ``(c_out, n)``, ``patches`` ``(N, n)``, ``u`` and ``y`` ``(N, c_out)``; the
+    result is the update direction, shaped like ``weight``. Their params model must subclass
+    :class:`hebbkit.plasticity.PlasticityParams` (learning-rate settings the layer applies).
+    """
+
+
+@hookspec
+def register_competitions(register: Any) -> None:
+    """Register competition modes: ``compete(u) -> y`` on ``(N, c_out)`` pre-activations."""
+
+
+@hookspec
+def register_activations(register: Any) -> None:
+    """Register output activations: ``f(u) -> Tensor`` on ``(B, C, H, W)``, channel axis 1."""
+
+
+@hookspec
+def register_poolings(register: Any) -> None:
+    """Register poolings: ``factory(params)`` returns a :class:`torch.nn.Module`."""
+
+
+@hookspec
+def register_datasets(register: Any) -> None:
+    """Register datasets: objects with ``load(root, train, download) -> ImageSet``
+    (see :mod:`hebbkit.data`)."""
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add sub-commands to the ``hebbkit`` typer application ``cli``."""

@@ -1,0 +1,153 @@
+"""The Hebbian conv layer and the network a recipe describes.
+
+A block is ``BatchNorm2d(affine=False) -> pad -> conv -> activation -> pool``. Learning views
+the convolution as a matrix product over image patches: ``u = patches @ Wᵀ`` and the
+plasticity rule's ``Σ y·x`` term is ``yᵀ @ patches`` — two large GEMMs per batch, no loop
+over pixels or neurons.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hebbkit.errors import PluginError
+from hebbkit.plasticity import PlasticityParams, apply_update
+from hebbkit.registry import Registry
+
+
+def derive_seed(seed: int, *labels: object) -> int:
+    """A stable 63-bit seed for one purpose (``labels``) of a run with ``seed``."""
+    text = ":".join([str(seed), *map(str, labels)]).encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") >> 1
+
+
+def build_initial_weight(
+    registry: Registry, spec: Any, shape: Sequence[int], generator: torch.Generator
+) -> torch.Tensor:
+    """Run an initializer and check what it returned."""
+    init = registry.get("initializer", spec.name).build(spec)
+    weight = init(tuple(shape), generator)
+    component = registry.get("initializer", spec.name)
+    if not isinstance(weight, torch.Tensor) or tuple(weight.shape) != tuple(shape):
+        raise PluginError(
+            f"Initializer {spec.name!r} from {component.origin.describe()} returned "
+            f"{getattr(weight, 'shape', type(weight).__name__)} for shape {tuple(shape)}."
+        )
+    if not torch.isfinite(weight).all():
+        raise PluginError(
+            f"Initializer {spec.name!r} from {component.origin.describe()} returned NaN or Inf."
+        )
+    return weight.detach().to(dtype=torch.float32, device="cpu").contiguous()
+
+
+class HebbianLayer(nn.Module):
+    """One SoftHebb block; its weight is a buffer that only :meth:`learn` changes."""
+
+    weight: torch.Tensor
+
+    def __init__(
+        self, config: Any, in_channels: int, registry: Registry, generator: torch.Generator
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.kernel = config.kernel
+        self.stride = config.stride
+        self.dilation = config.dilation
+        self.padding = config.padding
+        self.padding_mode = config.padding_mode
+        self.bn: nn.Module = (
+            nn.BatchNorm2d(in_channels, affine=False) if config.batch_norm else nn.Identity()
+        )
+        shape = (config.channels, in_channels, config.kernel, config.kernel)
+        self.register_buffer("weight", build_initial_weight(registry, config.init, shape, generator))
+        self.rule = registry.get("plasticity", config.plasticity.name).build(config.plasticity)
+        self.rule_params: PlasticityParams = config.plasticity
+        self.compete = registry.get("competition", config.competition.name).build(config.competition)
+        self.activation = registry.get("activation", config.activation.name).build(config.activation)
+        self.pool = registry.get("pooling", config.pool.name).build(config.pool)
+        if not isinstance(self.pool, nn.Module):
+            raise PluginError(f"Pooling {config.pool.name!r} did not build a torch.nn.Module.")
+
+    @property
+    def fan_in(self) -> int:
+        return self.weight[0].numel()
+
+    def weight_matrix(self) -> torch.Tensor:
+        """The weight as ``(c_out, c_in·k·k)``, a view that shares storage."""
+        return self.weight.view(self.weight.shape[0], -1)
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        if self.padding == 0:
+            return x
+        pads = [self.padding] * 4
+        if self.padding_mode == "zeros":
+            return F.pad(x, pads)
+        return F.pad(x, pads, mode=self.padding_mode)
+
+    def preactivation(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pad(self.bn(x))
+        return F.conv2d(x, self.weight, stride=self.stride, dilation=self.dilation)
+
+    def output(self, u: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.activation(u))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output(self.preactivation(x))
+
+    @torch.no_grad()
+    def learn(self, x: torch.Tensor, progress: float) -> torch.Tensor:
+        """One plasticity step on batch ``x``; returns the block's output for that batch."""
+        x = self.pad(self.bn(x))
+        batch = x.shape[0]
+        out_h = (x.shape[2] - self.dilation * (self.kernel - 1) - 1) // self.stride + 1
+        out_w = (x.shape[3] - self.dilation * (self.kernel - 1) - 1) // self.stride + 1
+        patches = F.unfold(x, self.kernel, dilation=self.dilation, stride=self.stride)
+        patches = patches.transpose(1, 2).reshape(-1, patches.shape[1])
+        weight = self.weight_matrix()
+        u = patches @ weight.T
+        y = self.compete(u)
+        delta = self.rule.delta(weight, patches, u, y)
+        apply_update(weight, delta, self.rule_params, progress)
+        u_map = u.view(batch, out_h * out_w, -1).transpose(1, 2).reshape(batch, -1, out_h, out_w)
+        return self.output(u_map)
+
+
+class HebbianNetwork(nn.Module):
+    """The Hebbian blocks of a recipe, in order."""
+
+    def __init__(self, layers: list[HebbianLayer]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    @classmethod
+    def from_recipe(
+        cls, recipe: Any, in_channels: int, registry: Registry
+    ) -> HebbianNetwork:
+        layers = []
+        channels = in_channels
+        for index, config in enumerate(recipe.layers):
+            generator = torch.Generator().manual_seed(derive_seed(recipe.seed, "init", index))
+            layers.append(HebbianLayer(config, channels, registry, generator))
+            channels = config.channels
+        return cls(layers)
+
+    def forward(self, x: torch.Tensor, upto: int | None = None) -> torch.Tensor:
+        for layer in self.layers[:upto]:
+            x = layer(x)
+        return x
+
+    def feature_shape(self, image_shape: Sequence[int]) -> tuple[int, ...]:
+        """Output shape ``(C, H, W)`` for one image of ``image_shape`` ``(C, H, W)``."""
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            device = self.layers[0].weight.device
+            shape = tuple(self(torch.zeros(1, *image_shape, device=device)).shape[1:])
+        self.train(was_training)
+        return shape

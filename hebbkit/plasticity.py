@@ -1,0 +1,58 @@
+"""What every plasticity rule shares: its learning-rate settings and how the layer applies them.
+
+A rule (a plugin) only computes the update direction ``delta(weight, patches, u, y)``. The
+layer scales it by one global ``max|Δw|`` (when ``normalize = "max"``) and applies a per-neuron
+rate: SoftHebb's adaptive ``η₀·(|‖w_k‖ − 1| + 1e-10)^q``, or ``η₀`` decaying linearly to 0
+over the Hebbian epochs when ``adaptive = false``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+import torch
+from pydantic import Field
+
+from hebbkit.registry import Params
+
+ADAPTIVE_EPSILON = 1e-10
+NORMALIZE_EPSILON = 1e-30
+
+
+class PlasticityParams(Params):
+    """Learning-rate settings of every plasticity rule (plugins subclass this)."""
+
+    lr: float = Field(0.08, gt=0, description="η₀, the base learning rate")
+    lr_power: float = Field(0.5, ge=0, description="q, exponent of the adaptive rate")
+    adaptive: bool = Field(True, description="adaptive rate; else linear decay to 0")
+    normalize: Literal["max", "none"] = Field(
+        "max", description="divide Δw by its global max |Δw| before applying the rate"
+    )
+
+
+class PlasticityRule(Protocol):
+    def delta(
+        self, weight: torch.Tensor, patches: torch.Tensor, u: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor: ...
+
+
+def neuron_rates(weight: torch.Tensor, params: PlasticityParams, progress: float) -> torch.Tensor:
+    """Per-neuron learning rates for ``weight`` of shape ``(c_out, n)``.
+
+    ``progress`` is the fraction of the Hebbian phase already done, in ``[0, 1]``.
+    """
+    if params.adaptive:
+        norms = weight.norm(dim=1)
+        return params.lr * ((norms - 1.0).abs() + ADAPTIVE_EPSILON) ** params.lr_power
+    rate = params.lr * max(0.0, 1.0 - progress)
+    return torch.full((weight.shape[0],), rate, dtype=weight.dtype, device=weight.device)
+
+
+def apply_update(
+    weight: torch.Tensor, delta: torch.Tensor, params: PlasticityParams, progress: float
+) -> None:
+    """``weight += η ⊙ Δw`` in place, after the optional global max normalisation."""
+    if params.normalize == "max":
+        delta = delta / (delta.abs().max() + NORMALIZE_EPSILON)
+    rates = neuron_rates(weight, params, progress)
+    weight.add_(delta * rates.unsqueeze(1))

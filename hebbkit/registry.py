@@ -1,0 +1,117 @@
+"""Component families and the name registry that plugins fill.
+
+A component is a named factory plus a pydantic model of its parameters and the origin
+(plugin, distribution, version) it came from. The registry never knows any component by
+name: everything arrives through the ``register_*`` hooks (see :mod:`hebbkit.hookspecs`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from hebbkit.errors import PluginError, UnknownComponentError
+
+#: Family name -> one-line description of what a component of that family is.
+FAMILIES: dict[str, str] = {
+    "initializer": "init(shape, generator) -> Tensor: initial weights of a conv or linear layer",
+    "plasticity": "rule.delta(weight, patches, u, y) -> Tensor: update direction for one batch",
+    "competition": "compete(u) -> y: winner-take-all signal over neurons, used for learning",
+    "activation": "f(u) -> Tensor: output nonlinearity over the channel axis (dim 1)",
+    "pooling": "factory() -> torch.nn.Module: spatial pooling after the activation",
+    "dataset": "source.load(root, train=..., download=...) -> ImageSet: a labelled image set",
+}
+
+
+class Params(BaseModel):
+    """Base of every component's parameter model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a component came from."""
+
+    plugin: str
+    module: str
+    distribution: str
+    version: str
+
+    def describe(self) -> str:
+        return f"plugin {self.plugin!r} ({self.distribution} {self.version}, module {self.module})"
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered component: ``factory(params)`` builds it from a validated params model."""
+
+    family: str
+    name: str
+    factory: Callable[[Any], Any]
+    params: type[Params]
+    origin: Origin
+    description: str = ""
+
+    def build(self, params: Params | None = None) -> Any:
+        """Build the component; ``params`` defaults to the model's defaults."""
+        return self.factory(params if params is not None else self.params())
+
+
+@dataclass(eq=False)
+class Registry:
+    """Name -> :class:`Component`, per family."""
+
+    _components: dict[str, dict[str, Component]] = field(
+        default_factory=lambda: {family: {} for family in FAMILIES}
+    )
+
+    def add(self, component: Component) -> None:
+        family = self._components.get(component.family)
+        if family is None:
+            raise PluginError(
+                f"{component.origin.describe()} registers {component.name!r} in the unknown family "
+                f"{component.family!r}; families are: {', '.join(FAMILIES)}."
+            )
+        existing = family.get(component.name)
+        if existing is not None:
+            raise PluginError(
+                f"Two plugins register the {component.family} {component.name!r}: "
+                f"{existing.origin.describe()} and {component.origin.describe()}. "
+                "Uninstall one of them, or limit loading with HEBBKIT_LOAD_PLUGINS."
+            )
+        family[component.name] = component
+
+    def get(self, family: str, name: str) -> Component:
+        components = self._components[family]
+        if name in components:
+            return components[name]
+        raise UnknownComponentError(unknown_name_message(family, name, sorted(components)))
+
+    def names(self, family: str) -> list[str]:
+        return sorted(self._components[family])
+
+    def __iter__(self) -> Iterator[Component]:
+        for family in FAMILIES:
+            for name in sorted(self._components[family]):
+                yield self._components[family][name]
+
+    def __len__(self) -> int:
+        return sum(len(components) for components in self._components.values())
+
+
+def unknown_name_message(family: str, name: str, available: list[str]) -> str:
+    """The message for an unknown component name: what exists and the closest match."""
+    message = f"Unknown {family} {name!r}."
+    close = difflib.get_close_matches(name, available, n=1, cutoff=0.5)
+    if close:
+        message += f" Did you mean {close[0]!r}?"
+    if available:
+        message += f" Available: {', '.join(available)}."
+    else:
+        message += f" No {family} is registered: is a plugin missing?"
+    return message

@@ -1,0 +1,246 @@
+"""The two phases of a run: unsupervised Hebbian learning, then the supervised read-out.
+
+The read-out trains on features of the frozen network computed once (cached), not by
+re-running the network every epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hebbkit.data import to_float
+from hebbkit.errors import HebbkitError
+from hebbkit.network import HebbianLayer, HebbianNetwork, derive_seed
+from hebbkit.plasticity import neuron_rates
+from hebbkit.progress import ProgressReporter
+
+Record = Callable[[dict[str, Any]], None]
+
+#: Fractions of the read-out epochs at which the rate halves (algorithms.md §3).
+STEP_FRACTIONS_MEDIUM = (0.5, 0.75)
+STEP_FRACTIONS_LONG = (0.2, 0.35, 0.5, 0.6, 0.7, 0.8, 0.9)
+FLOAT16_LIMIT = 65000.0
+
+
+class TrainingDiverged(HebbkitError):
+    """Weights or losses became NaN/Inf."""
+
+    exit_code = 3
+
+
+def layer_statistics(layer: HebbianLayer, progress: float) -> dict[str, float]:
+    """Norms, learning rate and distinct filters of a layer, for the metrics table."""
+    weight = layer.weight_matrix()
+    norms = weight.norm(dim=1)
+    rates = neuron_rates(weight, layer.rule_params, progress)
+    return {
+        "mean_norm": norms.mean().item(),
+        "min_norm": norms.min().item(),
+        "max_norm": norms.max().item(),
+        "mean_lr": rates.mean().item(),
+        "distinct_filters": distinct_rows(weight),
+        "nonzero_weights": int(torch.count_nonzero(weight).item()),
+    }
+
+
+def distinct_rows(matrix: torch.Tensor) -> int:
+    return int(torch.unique(matrix.detach().cpu(), dim=0).shape[0])
+
+
+def _check_finite(layer: HebbianLayer, index: int) -> None:
+    if not torch.isfinite(layer.weight).all():
+        raise TrainingDiverged(
+            f"Hebbian layer {index} diverged: its weights hold NaN or Inf. Lower its "
+            "plasticity.lr or check the recipe's init and competition settings."
+        )
+
+
+def hebbian_phase(
+    network: HebbianNetwork,
+    images: torch.Tensor,
+    config: Any,
+    seed: int,
+    device: torch.device,
+    progress: ProgressReporter,
+    record: Record,
+) -> list[dict[str, float]]:
+    """Train the Hebbian layers; returns per-layer seconds and images per second."""
+    layers = list(network.layers)
+    count = images.shape[0]
+    batches = math.ceil(count / config.batch_size)
+    total_steps = max(1, batches * config.epochs)
+    timings = [{"seconds": 0.0, "images": 0} for _ in layers]
+    network.eval()
+    groups = [[i] for i in range(len(layers))] if config.mode == "greedy" else [list(range(len(layers)))]
+    for group in groups:
+        first = group[0]
+        for i in group:
+            layers[i].train()
+        label = f"Hebbian layer {first}" if len(group) == 1 else "Hebbian layers (all at once)"
+        for epoch in range(config.epochs):
+            generator = torch.Generator().manual_seed(derive_seed(seed, "hebbian-order", first, epoch))
+            order = torch.randperm(count, generator=generator)
+            started = time.perf_counter()
+            with progress.phase(f"{label}, epoch {epoch + 1}/{config.epochs}", count) as advance:
+                for step in range(batches):
+                    index = order[step * config.batch_size : (step + 1) * config.batch_size]
+                    x = to_float(images[index], device)
+                    fraction = (epoch * batches + step) / total_steps
+                    with torch.no_grad():
+                        x = network(x, upto=first)
+                        for i in group:
+                            x = layers[i].learn(x, fraction)
+                    advance(index.numel())
+            seconds = time.perf_counter() - started
+            for i in group:
+                _check_finite(layers[i], i)
+                timings[i]["seconds"] += seconds
+                timings[i]["images"] += count
+                record(
+                    {
+                        "phase": "hebbian",
+                        "layer": i,
+                        "epoch": epoch + 1,
+                        "seconds": seconds,
+                        "images_per_second": count / seconds if seconds else float("nan"),
+                        **layer_statistics(layers[i], (epoch + 1) / config.epochs),
+                    }
+                )
+        for i in group:
+            layers[i].eval()
+    return [
+        {
+            "seconds": t["seconds"],
+            "images_per_second": t["images"] / t["seconds"] if t["seconds"] else float("nan"),
+        }
+        for t in timings
+    ]
+
+
+def feature_dtype(choice: str, count: int, width: int) -> torch.dtype:
+    if choice != "auto":
+        return getattr(torch, choice)
+    return torch.float32 if count * width * 4 <= 2 * 1024**3 else torch.float16
+
+
+@torch.no_grad()
+def extract_features(
+    network: HebbianNetwork,
+    images: torch.Tensor,
+    dtype: torch.dtype,
+    device: torch.device,
+    progress: ProgressReporter,
+    description: str,
+    batch_size: int = 500,
+) -> torch.Tensor:
+    """Flattened outputs of the frozen network for every image, cached in ``dtype``."""
+    network.eval()
+    count = images.shape[0]
+    cache: torch.Tensor | None = None
+    with progress.phase(description, count) as advance:
+        for start in range(0, count, batch_size):
+            x = to_float(images[start : start + batch_size], device)
+            features = network(x).flatten(1)
+            if cache is None:
+                cache = torch.empty(count, features.shape[1], dtype=dtype, device=device)
+            if cache.dtype == torch.float16 and features.abs().max() > FLOAT16_LIMIT:
+                cache = cache.to(torch.bfloat16)  # keep the range, lose a little precision
+            cache[start : start + features.shape[0]] = features
+            advance(features.shape[0])
+    assert cache is not None
+    if not torch.isfinite(cache).all():
+        raise TrainingDiverged("The frozen network produced NaN or Inf features.")
+    return cache
+
+
+def step_milestones(epochs: int, schedule: str) -> list[int]:
+    if schedule == "constant" or epochs < 20:
+        return []
+    fractions = STEP_FRACTIONS_MEDIUM if epochs < 50 else STEP_FRACTIONS_LONG
+    return sorted({int(round(f * epochs)) for f in fractions})
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, features: torch.Tensor, labels: torch.Tensor, batch: int = 4096) -> float:
+    model.eval()
+    correct = 0
+    for start in range(0, features.shape[0], batch):
+        logits = model(features[start : start + batch].float())
+        correct += (logits.argmax(1) == labels[start : start + batch]).sum().item()
+    return correct / max(1, features.shape[0])
+
+
+@dataclass
+class ReadoutResult:
+    model: nn.Module
+    metrics: dict[str, float]
+
+
+def readout_phase(
+    train: tuple[torch.Tensor, torch.Tensor],
+    evaluations: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    n_classes: int,
+    config: Any,
+    seed: int,
+    device: torch.device,
+    progress: ProgressReporter,
+    record: Record,
+) -> ReadoutResult:
+    """Dropout → Linear on cached features, Adam with the step schedule."""
+    features, labels = train
+    labels = labels.to(device)
+    evaluations = {name: (x, y.to(device)) for name, (x, y) in evaluations.items()}
+    torch.manual_seed(derive_seed(seed, "readout-init"))
+    model = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(features.shape[1], n_classes)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, step_milestones(config.epochs, config.schedule), gamma=0.5
+    )
+    generator = torch.Generator().manual_seed(derive_seed(seed, "readout-order"))
+    count = features.shape[0]
+    metrics: dict[str, float] = {}
+    for epoch in range(config.epochs):
+        model.train()
+        order = torch.randperm(count, generator=generator).to(device)
+        started = time.perf_counter()
+        loss_sum, correct = 0.0, 0
+        with progress.phase(f"Read-out, epoch {epoch + 1}/{config.epochs}", count) as advance:
+            for start in range(0, count, config.batch_size):
+                index = order[start : start + config.batch_size]
+                x = features[index].float()
+                target = labels[index]
+                logits = model(x)
+                loss = F.cross_entropy(logits, target)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.item() * index.numel()
+                correct += (logits.argmax(1) == target).sum().item()
+                advance(index.numel())
+        rate = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        if not math.isfinite(loss_sum):
+            raise TrainingDiverged(f"The read-out loss became NaN/Inf in epoch {epoch + 1}.")
+        metrics = {
+            "train_loss": loss_sum / count,
+            "train_running_accuracy": correct / count,
+            **{f"{name}_accuracy": accuracy(model, x, y) for name, (x, y) in evaluations.items()},
+        }
+        record(
+            {
+                "phase": "readout",
+                "epoch": epoch + 1,
+                "seconds": time.perf_counter() - started,
+                "lr": rate,
+                **metrics,
+            }
+        )
+    return ReadoutResult(model=model, metrics=metrics)

@@ -1,0 +1,43 @@
+"""Output activations over the channel axis (dim 1) of ``u`` ``(B, C, H, W)``."""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+
+from hebbkit.registry import Params
+
+
+class PowerParams(Params):
+    power: float = Field(1.0, gt=0, description="exponent applied after the rectification")
+
+
+class SoftmaxParams(Params):
+    t_invert: float = Field(1.0, gt=0, description="t, inverse temperature")
+
+
+def triangle(params: PowerParams):
+    """ReLU(u − mean over channels of u)^power."""
+
+    def f(u: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(u - u.mean(dim=1, keepdim=True))
+        return out if params.power == 1 else out.pow(params.power)
+
+    return f
+
+
+def repu(params: PowerParams):
+    """ReLU(u)^power."""
+
+    def f(u: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(u)
+        return out if params.power == 1 else out.pow(params.power)
+
+    return f
+
+
+def softmax(params: SoftmaxParams):
+    def f(u: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(params.t_invert * u, dim=1)
+
+    return f

@@ -1,0 +1,64 @@
+"""Plasticity rules on the patch-matrix view: ``weight (c_out, n)``, ``patches (N, n)``,
+``u``/``y`` ``(N, c_out)``. Each returns the update direction; the layer applies the rate."""
+
+from __future__ import annotations
+
+from hebbkit.plasticity import PlasticityParams
+
+
+class SoftHebbParams(PlasticityParams):
+    pass
+
+
+class OjaParams(PlasticityParams):
+    pass
+
+
+class HebbParams(PlasticityParams):
+    pass
+
+
+class SoftHebbRule:
+    """Δw_k = Σ y_k·x − (Σ y_k·u_k)·w_k (SoftHebb, Journé et al. 2023)."""
+
+    def __init__(self, params: SoftHebbParams) -> None:
+        self.params = params
+
+    def delta(self, weight, patches, u, y):
+        return y.T @ patches - (y * u).sum(0).unsqueeze(1) * weight
+
+
+class OjaRule:
+    """Oja's rule, Δw_k = Σ y_k·(x − y_k·w_k), summed over patches."""
+
+    def __init__(self, params: OjaParams) -> None:
+        self.params = params
+
+    def delta(self, weight, patches, u, y):
+        return y.T @ patches - (y * y).sum(0).unsqueeze(1) * weight
+
+
+class HebbRule:
+    """Plain Hebb, Δw_k = Σ y_k·x, with each neuron's norm kept as it was (normalisation)."""
+
+    def __init__(self, params: HebbParams) -> None:
+        self.params = params
+
+    def delta(self, weight, patches, u, y):
+        grown = y.T @ patches
+        # remove the component along w so the update rotates w instead of growing it
+        norms_sq = (weight * weight).sum(1, keepdim=True).clamp_min(1e-30)
+        return grown - (grown * weight).sum(1, keepdim=True) / norms_sq * weight
+
+
+def softhebb(params: SoftHebbParams) -> SoftHebbRule:
+    return SoftHebbRule(params)
+
+
+def oja(params: OjaParams) -> OjaRule:
+    return OjaRule(params)
+
+
+def hebb(params: HebbParams) -> HebbRule:
+    return HebbRule(params)
+

@@ -1,0 +1,66 @@
+"""ZerO (Zhao et al., TMLR 2022) and random-binary initialisers."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from hebbkit.registry import Params
+
+#: Hadamard scale conventions, as functions of m = ceil(log2 c_out).
+SCALES = {
+    "paper": lambda m: 2.0 ** (-(m - 1) / 2),  # the ZerO paper's text
+    "orthonormal": lambda m: 2.0 ** (-m / 2),  # ZerO's public code
+    "study": lambda m: 2.0 ** (-m / 2) * 2.0 ** (-(m - 1) / 2),  # what the study's code ran
+}
+
+
+class ZerOParams(Params):
+    scale: Literal["paper", "orthonormal", "study"] = Field(
+        "paper", description="scale of the Hadamard block when c_out > c_in"
+    )
+
+
+class RandomBinaryParams(Params):
+    p: float = Field(0.5, gt=0, le=1, description="probability of a 1")
+
+
+def sylvester_hadamard(size: int) -> torch.Tensor:
+    """The Sylvester Hadamard matrix of ``size`` = 2^m (±1 entries)."""
+    if size < 1 or size & (size - 1):
+        raise ValueError(f"Hadamard size must be a power of two, got {size}")
+    h = torch.ones(1, 1)
+    while h.shape[0] < size:
+        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
+    return h
+
+
+def zero_matrix(c_out: int, c_in: int, scale: str) -> torch.Tensor:
+    """ZerO's (c_out, c_in) matrix: identity, partial identity or a scaled Hadamard block."""
+    if c_out <= c_in:
+        return torch.eye(c_out, c_in)
+    m = math.ceil(math.log2(c_out))
+    return sylvester_hadamard(2**m)[:c_out, :c_in] * SCALES[scale](m)
+
+
+def zero(params: ZerOParams):
+    def init(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+        matrix = zero_matrix(shape[0], shape[1], params.scale)
+        if len(shape) == 2:
+            return matrix
+        weight = torch.zeros(shape)
+        # the centre tap floor(k/2), also for even kernels (as the study's code does)
+        weight[:, :, shape[2] // 2, shape[3] // 2] = matrix
+        return weight
+
+    return init
+
+
+def random_binary(params: RandomBinaryParams):
+    def init(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+        return (torch.rand(shape, generator=generator) < params.p).float()
+
+    return init
