@@ -34,8 +34,11 @@ RecipeArg = Annotated[Path, typer.Argument(help="recipe TOML file", show_default
 SetOption = Annotated[
     list[str] | None,
     typer.Option(
-        "--set", "-s", help="override a recipe value: dotted.path=VALUE (VALUE is TOML; "
-        "layers.0.init.name, layers.*.init for every layer)", show_default=False,
+        "--set",
+        "-s",
+        help="override a recipe value: dotted.path=VALUE (VALUE is TOML; "
+        "layers.0.init.name, layers.*.init for every layer)",
+        show_default=False,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
@@ -86,7 +89,8 @@ def run(
         typer.Option("--data-root", help="dataset folder (default: $HEBBKIT_DATA, else ./data)"),
     ] = None,
     device: Annotated[
-        str | None, typer.Option("--device", help="cpu or cuda (default: $HEBBKIT_DEVICE, else cpu)")
+        str | None,
+        typer.Option("--device", help="cpu or cuda (default: $HEBBKIT_DEVICE, else cpu)"),
     ] = None,
     offline: Annotated[
         bool, typer.Option("--offline", help="never download data (also HEBBKIT_OFFLINE=1)")
@@ -111,9 +115,7 @@ def run(
     runs_root = Path(os.environ.get("HEBBKIT_RUNS", "runs"))
     folder = (out_dir or default_run_folder(runs_root, spec.name)).resolve()
     progress = QuietProgress() if quiet else RichProgress(err)
-    summary = run_recipe(
-        spec, folder, _registry(), machine, overwrite=overwrite, progress=progress
-    )
+    summary = run_recipe(spec, folder, _registry(), machine, overwrite=overwrite, progress=progress)
     _print_summary(summary, folder)
 
 
@@ -148,8 +150,16 @@ def inspect(recipe: RecipeArg, overrides: SetOption = None, as_json: JsonOption 
         out.print_json(json.dumps(rows))
         return
     table = Table(title=f"{spec.name}: Hebbian layers after initialisation")
-    columns = ["layer", "init", "shape", "parameters", "nonzero_weights", "distinct_filters",
-               "mean_norm", "initial_lr"]
+    columns = [
+        "layer",
+        "init",
+        "shape",
+        "parameters",
+        "nonzero_weights",
+        "distinct_filters",
+        "mean_norm",
+        "initial_lr",
+    ]
     for column in columns:
         table.add_column(column.replace("_", " "), justify="right")
     for row in rows:
@@ -198,8 +208,14 @@ def plugins(as_json: JsonOption = False) -> None:
     for column in ("family", "name", "plugin", "distribution", "version", "parameters"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["family"], row["name"], row["plugin"], row["distribution"],
-                      row["version"], ", ".join(row["parameters"]))
+        table.add_row(
+            row["family"],
+            row["name"],
+            row["plugin"],
+            row["distribution"],
+            row["version"],
+            ", ".join(row["parameters"]),
+        )
     out.print(table)
 
 

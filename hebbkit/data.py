@@ -85,7 +85,9 @@ def missing_data_message(
     dataset: str, folder: Path, expected: list[str], download_allowed: bool, how: str
 ) -> str:
     reason = (
-        "the download failed" if download_allowed else "downloading is off (--offline / HEBBKIT_OFFLINE=1)"
+        "the download failed"
+        if download_allowed
+        else "downloading is off (--offline / HEBBKIT_OFFLINE=1)"
     )
     return (
         f"Dataset {dataset!r} not found in {folder} and {reason}. Expected files: "

@@ -46,7 +46,9 @@ def resolve_device(name: str | None) -> torch.device:
     try:
         device = torch.device(value)
     except RuntimeError:
-        raise HebbkitError(f"--device {value!r} is not a device; use cpu, cuda or cuda:N.") from None
+        raise HebbkitError(
+            f"--device {value!r} is not a device; use cpu, cuda or cuda:N."
+        ) from None
     if device.type not in {"cpu", "cuda"}:
         raise HebbkitError(f"--device {value!r}: hebbkit runs on cpu or cuda.")
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -120,13 +122,18 @@ def run_recipe(
                 splits = datasets.load_splits(
                     recipe.data, registry, machine.data_root, download=not machine.offline
                 )
-            network = HebbianNetwork.from_recipe(
-                recipe, splits.train.images.shape[1], registry
-            ).to(device)
+            network = HebbianNetwork.from_recipe(recipe, splits.train.images.shape[1], registry).to(
+                device
+            )
             with clock.phase("hebbian"):
                 layer_timings = hebbian_phase(
-                    network, splits.hebbian_images, recipe.hebbian, recipe.seed, device,
-                    progress, record,
+                    network,
+                    splits.hebbian_images,
+                    recipe.hebbian,
+                    recipe.seed,
+                    device,
+                    progress,
+                    record,
                 )
             width = network.feature_shape(tuple(splits.train.images.shape[1:]))
             dtype = feature_dtype(
@@ -139,15 +146,22 @@ def run_recipe(
             with clock.phase("features"):
                 for name, images in named.items():
                     cached[name] = (
-                        extract_features(network, images.images, dtype, device, progress,
-                                         f"Features ({name})"),
+                        extract_features(
+                            network, images.images, dtype, device, progress, f"Features ({name})"
+                        ),
                         images.labels,
                     )
             evaluations = {name: value for name, value in cached.items() if name != "train"}
             with clock.phase("readout"):
                 result = readout_phase(
-                    cached["train"], evaluations, len(splits.train.classes), recipe.readout,
-                    recipe.seed, device, progress, record,
+                    cached["train"],
+                    evaluations,
+                    len(splits.train.classes),
+                    recipe.readout,
+                    recipe.seed,
+                    device,
+                    progress,
+                    record,
                 )
             from hebbkit.training import accuracy
 
@@ -168,9 +182,7 @@ def run_recipe(
             "feature_size": int(torch.tensor(width).prod()),
             "feature_dtype": str(dtype).removeprefix("torch."),
             "seconds": {**clock.seconds, "total": clock.total()},
-            "hebbian_layers": [
-                {"layer": i, **timing} for i, timing in enumerate(layer_timings)
-            ],
+            "hebbian_layers": [{"layer": i, **timing} for i, timing in enumerate(layer_timings)],
             "hebbian_images_per_second": [t["images_per_second"] for t in layer_timings],
             **peak_memory_bytes(device),
             "hardware": hardware(device),

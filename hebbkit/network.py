@@ -65,11 +65,17 @@ class HebbianLayer(nn.Module):
             nn.BatchNorm2d(in_channels, affine=False) if config.batch_norm else nn.Identity()
         )
         shape = (config.channels, in_channels, config.kernel, config.kernel)
-        self.register_buffer("weight", build_initial_weight(registry, config.init, shape, generator))
+        self.register_buffer(
+            "weight", build_initial_weight(registry, config.init, shape, generator)
+        )
         self.rule = registry.get("plasticity", config.plasticity.name).build(config.plasticity)
         self.rule_params: PlasticityParams = config.plasticity
-        self.compete = registry.get("competition", config.competition.name).build(config.competition)
-        self.activation = registry.get("activation", config.activation.name).build(config.activation)
+        self.compete = registry.get("competition", config.competition.name).build(
+            config.competition
+        )
+        self.activation = registry.get("activation", config.activation.name).build(
+            config.activation
+        )
         self.pool = registry.get("pooling", config.pool.name).build(config.pool)
         if not isinstance(self.pool, nn.Module):
             raise PluginError(f"Pooling {config.pool.name!r} did not build a torch.nn.Module.")
@@ -126,9 +132,7 @@ class HebbianNetwork(nn.Module):
         self.layers = nn.ModuleList(layers)
 
     @classmethod
-    def from_recipe(
-        cls, recipe: Any, in_channels: int, registry: Registry
-    ) -> HebbianNetwork:
+    def from_recipe(cls, recipe: Any, in_channels: int, registry: Registry) -> HebbianNetwork:
         layers = []
         channels = in_channels
         for index, config in enumerate(recipe.layers):

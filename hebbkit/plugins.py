@@ -88,7 +88,10 @@ def _load_entry_point(pm: pluggy.PluginManager, entry_point: importlib.metadata.
             f"The plugin {entry_point.name!r} from distribution {distribution!r} could not be "
             f"registered: {error}."
         ) from error
-    pm._hebbkit_dists[entry_point.name] = (distribution, entry_point.dist.version if entry_point.dist else "")  # type: ignore[attr-defined]
+    pm._hebbkit_dists[entry_point.name] = (
+        distribution,
+        entry_point.dist.version if entry_point.dist else "",
+    )  # type: ignore[attr-defined]
 
 
 def make_plugin_manager(
@@ -113,7 +116,7 @@ def make_plugin_manager(
         raise PluginError(
             f"The plugin {name!r} ({_origin_of(pm, error.plugin).distribution}) implements a hook "
             f"that hebbkit does not define: {error}. Hooks are: "
-            f"{', '.join(sorted(FAMILY_HOOKS.values()) + ['register_commands'])}."
+            f"{', '.join([*sorted(FAMILY_HOOKS.values()), 'register_commands'])}."
         ) from error
     return pm
 

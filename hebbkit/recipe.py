@@ -200,12 +200,14 @@ def format_validation_error(
         if kind == "union_tag_invalid":
             family = _family_at(path) or "component"
             name = problem.get("ctx", {}).get("tag", "?")
-            lines.append(f"{path}.name: {unknown_name_message(family, name, registry.names(family))}")
+            lines.append(
+                f"{path}.name: {unknown_name_message(family, name, registry.names(family))}"
+            )
             continue
         if kind == "union_tag_not_found":
             family = _family_at(path) or "component"
             lines.append(
-                f"{path}: a component needs a name, e.g. {{ name = \"...\" }}; "
+                f'{path}: a component needs a name, e.g. {{ name = "..." }}; '
                 f"available {family}s: {', '.join(registry.names(family))}."
             )
             continue
@@ -215,9 +217,7 @@ def format_validation_error(
             key = path.rsplit(".", 1)[-1]
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            lines.append(
-                f"{path}: unknown key.{hint} Allowed here: {', '.join(allowed)}."
-            )
+            lines.append(f"{path}: unknown key.{hint} Allowed here: {', '.join(allowed)}.")
             continue
         if kind == "missing":
             lines.append(f"{path}: required key is missing.")
@@ -340,16 +340,16 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise RecipeError(f"Recipe {path} is not valid TOML: {error}.") from None
 
 
-def validate_recipe(
-    data: dict[str, Any], registry: Registry, source: str = "<recipe>"
-) -> Recipe:
+def validate_recipe(data: dict[str, Any], registry: Registry, source: str = "<recipe>") -> Recipe:
     try:
         return recipe_model(registry).model_validate(data)
     except ValidationError as error:
         raise RecipeError(format_validation_error(error, data, source, registry)) from None
 
 
-def load_recipe(path: Path | str, overrides: list[str] | None = None, registry: Registry | None = None) -> Recipe:
+def load_recipe(
+    path: Path | str, overrides: list[str] | None = None, registry: Registry | None = None
+) -> Recipe:
     """Read, override and validate a recipe file."""
     if registry is None:
         from hebbkit.plugins import get_registry

@@ -121,7 +121,9 @@ def peak_memory_bytes(device: torch.device) -> dict[str, int]:
 
 def metrics_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     if not rows:
-        return pl.DataFrame({"phase": [], "epoch": []}, schema={"phase": pl.Utf8, "epoch": pl.Int64})
+        return pl.DataFrame(
+            {"phase": [], "epoch": []}, schema={"phase": pl.Utf8, "epoch": pl.Int64}
+        )
     return pl.from_dicts(rows, infer_schema_length=None)
 
 
@@ -177,8 +179,13 @@ def save_filter_grid(weight: torch.Tensor, path: Path, max_filters: int = 256) -
         axis.axis("off")
         if index < count:
             image = filters[index].permute(1, 2, 0).numpy()
-            axis.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image,
-                        cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            axis.imshow(
+                image.squeeze(-1) if image.shape[-1] == 1 else image,
+                cmap="gray",
+                vmin=0,
+                vmax=1,
+                interpolation="nearest",
+            )
     figure.suptitle(f"first-layer filters ({count} shown)", fontsize=9)
     figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)

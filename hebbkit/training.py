@@ -79,14 +79,18 @@ def hebbian_phase(
     total_steps = max(1, batches * config.epochs)
     timings = [{"seconds": 0.0, "images": 0} for _ in layers]
     network.eval()
-    groups = [[i] for i in range(len(layers))] if config.mode == "greedy" else [list(range(len(layers)))]
+    groups = (
+        [[i] for i in range(len(layers))] if config.mode == "greedy" else [list(range(len(layers)))]
+    )
     for group in groups:
         first = group[0]
         for i in group:
             layers[i].train()
         label = f"Hebbian layer {first}" if len(group) == 1 else "Hebbian layers (all at once)"
         for epoch in range(config.epochs):
-            generator = torch.Generator().manual_seed(derive_seed(seed, "hebbian-order", first, epoch))
+            generator = torch.Generator().manual_seed(
+                derive_seed(seed, "hebbian-order", first, epoch)
+            )
             order = torch.randperm(count, generator=generator)
             started = time.perf_counter()
             with progress.phase(f"{label}, epoch {epoch + 1}/{config.epochs}", count) as advance:
@@ -169,7 +173,9 @@ def step_milestones(epochs: int, schedule: str) -> list[int]:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, features: torch.Tensor, labels: torch.Tensor, batch: int = 4096) -> float:
+def accuracy(
+    model: nn.Module, features: torch.Tensor, labels: torch.Tensor, batch: int = 4096
+) -> float:
     model.eval()
     correct = 0
     for start in range(0, features.shape[0], batch):
@@ -199,7 +205,9 @@ def readout_phase(
     labels = labels.to(device)
     evaluations = {name: (x, y.to(device)) for name, (x, y) in evaluations.items()}
     torch.manual_seed(derive_seed(seed, "readout-init"))
-    model = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(features.shape[1], n_classes)).to(device)
+    model = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(features.shape[1], n_classes)).to(
+        device
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
         optimizer, step_milestones(config.epochs, config.schedule), gamma=0.5

@@ -64,7 +64,9 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, list[int]]:
     except (OSError, pickle.UnpicklingError, KeyError, EOFError, TypeError, ValueError) as error:
         raise DataError(f"{path} is not a CIFAR batch file: {error}.") from None
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != data.shape[0]:
-        raise DataError(f"{path} holds {data.shape} images and {len(labels)} labels; expected (N, 3072).")
+        raise DataError(
+            f"{path} holds {data.shape} images and {len(labels)} labels; expected (N, 3072)."
+        )
     return data, labels
 
 

@@ -16,12 +16,42 @@ from hebbkit.registry import Params
 from .readers import find_file, read_cifar_batch, read_idx, read_stl_images, read_stl_labels
 
 MNIST_CLASSES = [str(digit) for digit in range(10)]
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                   "Sneaker", "Bag", "Ankle boot"]
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                   "ship", "truck"]
-STL10_CLASSES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship",
-                 "truck"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+CIFAR10_CLASSES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
+STL10_CLASSES = [
+    "airplane",
+    "bird",
+    "car",
+    "cat",
+    "deer",
+    "dog",
+    "horse",
+    "monkey",
+    "ship",
+    "truck",
+]
 
 
 class NoParams(Params):
@@ -34,8 +64,14 @@ class STL10Params(Params):
     )
 
 
-def _download(dataset: str, folder: Path, expected: list[str], how: str,
-              fetch: Callable[[], object], download: bool) -> None:
+def _download(
+    dataset: str,
+    folder: Path,
+    expected: list[str],
+    how: str,
+    fetch: Callable[[], object],
+    download: bool,
+) -> None:
     """Fetch through torchvision, or raise the message that says what is missing."""
     if download:
         try:
@@ -69,15 +105,24 @@ class IDXSource:
         if any(find_file(folder, name) is None for name in names):
             import torchvision.datasets as tvd
 
-            how = (f"torchvision.datasets.{self.torchvision_class}(root, download=True) fetches "
-                   "them, or copy the four *-ubyte.gz files there.")
-            _download(self.folder_name, folder, [f"{n}[.gz]" for n in names], how,
-                      lambda: getattr(tvd, self.torchvision_class)(str(root), train=train, download=True),
-                      download)
+            how = (
+                f"torchvision.datasets.{self.torchvision_class}(root, download=True) fetches "
+                "them, or copy the four *-ubyte.gz files there."
+            )
+            _download(
+                self.folder_name,
+                folder,
+                [f"{n}[.gz]" for n in names],
+                how,
+                lambda: getattr(tvd, self.torchvision_class)(str(root), train=train, download=True),
+                download,
+            )
         images = read_idx(find_file(folder, names[0]))
         labels = read_idx(find_file(folder, names[1]))
         if images.dim() != 3:
-            raise DataError(f"{folder / names[0]} holds shape {tuple(images.shape)}, expected (N, H, W).")
+            raise DataError(
+                f"{folder / names[0]} holds shape {tuple(images.shape)}, expected (N, H, W)."
+            )
         return ImageSet(images.unsqueeze(1).contiguous(), labels.long(), self.classes)
 
 
@@ -91,10 +136,18 @@ class CIFAR10Source:
         if any(not (folder / name).is_file() for name in names):
             import torchvision.datasets as tvd
 
-            how = ("torchvision.datasets.CIFAR10(root, download=True) fetches them, or unpack "
-                   "cifar-10-python.tar.gz into the data root.")
-            _download("cifar10", folder, names, how,
-                      lambda: tvd.CIFAR10(str(root), train=train, download=True), download)
+            how = (
+                "torchvision.datasets.CIFAR10(root, download=True) fetches them, or unpack "
+                "cifar-10-python.tar.gz into the data root."
+            )
+            _download(
+                "cifar10",
+                folder,
+                names,
+                how,
+                lambda: tvd.CIFAR10(str(root), train=train, download=True),
+                download,
+            )
         parts = [read_cifar_batch(folder / name) for name in names]
         data = np.concatenate([images for images, _ in parts])
         labels = torch.tensor([label for _, batch in parts for label in batch], dtype=torch.long)
@@ -114,10 +167,18 @@ class STL10Source:
         if any(find_file(folder, name) is None for name in names):
             import torchvision.datasets as tvd
 
-            how = ("torchvision.datasets.STL10(root, download=True) fetches them, or unpack "
-                   "stl10_binary.tar.gz into the data root.")
-            _download("stl10", folder, names, how,
-                      lambda: tvd.STL10(str(root), split=split, download=True), download)
+            how = (
+                "torchvision.datasets.STL10(root, download=True) fetches them, or unpack "
+                "stl10_binary.tar.gz into the data root."
+            )
+            _download(
+                "stl10",
+                folder,
+                names,
+                how,
+                lambda: tvd.STL10(str(root), split=split, download=True),
+                download,
+            )
         return folder
 
     def load(self, root: Path, *, train: bool, download: bool) -> ImageSet:

@@ -13,7 +13,9 @@ class SoftParams(Params):
 
 
 class HardKrotovParams(Params):
-    delta: float = Field(0.4, ge=0, description="strength of the anti-Hebbian push on the rank-r neuron")
+    delta: float = Field(
+        0.4, ge=0, description="strength of the anti-Hebbian push on the rank-r neuron"
+    )
     rank: int = Field(2, ge=2, description="which runner-up is pushed away (2 = second best)")
 
 

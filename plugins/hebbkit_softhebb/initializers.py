@@ -13,7 +13,8 @@ from hebbkit.registry import Params
 
 class RandomParams(Params):
     distribution: Literal["normal", "uniform"] = Field(
-        "normal", description="normal: N(0, (R/√n)²), for layers with input BN; uniform: U[0, √(3R²/n))"
+        "normal",
+        description="normal: N(0, (R/√n)²), for layers with input BN; uniform: U[0, √(3R²/n))",
     )
     radius: float = Field(25.0, gt=0, description="R, the expected neuron norm")
 

@@ -16,9 +16,7 @@ class WindowParams(Params):
     @model_validator(mode="after")
     def _padding_fits(self) -> WindowParams:
         if self.padding > self.kernel // 2:
-            raise ValueError(
-                f"padding {self.padding} is more than half the kernel {self.kernel}"
-            )
+            raise ValueError(f"padding {self.padding} is more than half the kernel {self.kernel}")
         return self
 
 
@@ -36,7 +34,9 @@ def max_pool(params: WindowParams) -> nn.Module:
 
 def avg_pool(params: AvgParams) -> nn.Module:
     return nn.AvgPool2d(
-        params.kernel, params.stride or params.kernel, params.padding,
+        params.kernel,
+        params.stride or params.kernel,
+        params.padding,
         count_include_pad=params.count_include_pad,
     )
 

@@ -61,4 +61,3 @@ def oja(params: OjaParams) -> OjaRule:
 
 def hebb(params: HebbParams) -> HebbRule:
     return HebbRule(params)
-
