@@ -6,6 +6,7 @@ import functools
 import json
 import os
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -14,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hebbkit.errors import HebbkitError
+from hebbkit.scaffold import TEMPLATES, write_plugin
 
 app = typer.Typer(
     name="hebbkit",
@@ -236,11 +238,43 @@ def recipe_validate(recipe: RecipeArg, overrides: SetOption = None) -> None:
     out.print(f"{recipe}: valid ({spec.name}, {len(spec.layers)} Hebbian layers).", highlight=False)
 
 
-def load_plugin_commands() -> None:
-    """Let plugins add sub-commands (hook ``register_commands``)."""
-    from hebbkit.plugins import get_plugin_manager
+plugin_app = typer.Typer(help="Write a new plugin package.", no_args_is_help=True)
+app.add_typer(plugin_app, name="plugin")
 
-    get_plugin_manager().hook.register_commands(cli=app)
+# The families `plugin new` has templates for (an Enum, so typer lists and checks them).
+ScaffoldFamily = Enum("ScaffoldFamily", {name: name for name in TEMPLATES}, type=str)
+
+
+@plugin_app.command("new")
+@user_errors
+def plugin_new(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="component name, e.g. orthogonal (package hebbkit-NAME, module hebbkit_NAME)",
+            show_default=False,
+        ),
+    ],
+    family: Annotated[
+        ScaffoldFamily,  # type: ignore[valid-type]
+        typer.Option("--family", "-f", help="component family of the template"),
+    ] = ScaffoldFamily["initializer"],  # type: ignore[misc]
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="folder to create (default ./hebbkit-NAME)")
+    ] = None,
+) -> None:
+    """Write a ready-to-install plugin package: pyproject, component, test, README."""
+    folder = write_plugin(name, family.value, out_dir)
+    out.print(f"Wrote the {family.value} plugin package {folder}. Next:", highlight=False)
+    out.print(f"  pip install -e {folder}   # then: hebbkit plugins", highlight=False)
+    out.print(f"  pytest {folder}", highlight=False)
+
+
+def load_plugin_commands() -> None:
+    """Let plugins add sub-commands (hook ``register_commands``); a failure names the plugin."""
+    from hebbkit.plugins import add_commands, get_plugin_manager
+
+    add_commands(get_plugin_manager(), app)
 
 
 def main() -> None:
@@ -250,3 +284,7 @@ def main() -> None:
         err.print(f"[bold red]Error:[/] {error}", highlight=False, soft_wrap=True)
         raise SystemExit(error.exit_code) from None
     app()
+
+
+import hebbkit.study_cli  # noqa: E402 - adds `grid` and `report` to the app
+import hebbkit.tune_cli  # noqa: E402, F401 - adds `tune` and `tune-report` to the app

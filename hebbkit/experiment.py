@@ -27,6 +27,7 @@ from hebbkit.results import (
     utc_now,
     write_json,
     write_metrics,
+    write_table,
 )
 from hebbkit.training import extract_features, feature_dtype, hebbian_phase, readout_phase
 
@@ -104,6 +105,7 @@ def run_recipe(
     progress = progress or QuietProgress()
     device = machine.device
     rows: list[dict[str, Any]] = []
+    winners: list[dict[str, Any]] = []
 
     def record(row: dict[str, Any]) -> None:
         rows.append(row)
@@ -134,6 +136,7 @@ def run_recipe(
                     device,
                     progress,
                     record,
+                    winners,
                 )
             width = network.feature_shape(tuple(splits.train.images.shape[1:]))
             dtype = feature_dtype(
@@ -171,6 +174,8 @@ def run_recipe(
             }
         finally:
             write_metrics(folder, rows)
+            if winners:
+                write_table(folder / "winners.parquet", winners)
         summary: dict[str, Any] = {
             "recipe": recipe.name,
             "seed": recipe.seed,

@@ -30,11 +30,13 @@ def register_initializers(register: Any) -> None:
 
 @hookspec
 def register_plasticity_rules(register: Any) -> None:
-    """Register plasticity rules: objects with ``delta(weight, patches, u, y) -> Tensor``.
+    """Register plasticity rules: objects with ``delta(weight, batch) -> Tensor``.
 
-    ``weight`` is ``(c_out, n)``, ``patches`` ``(N, n)``, ``u`` and ``y`` ``(N, c_out)``; the
-    result is the update direction, shaped like ``weight``. Their params model must subclass
-    :class:`hebbkit.plasticity.PlasticityParams` (learning-rate settings the layer applies).
+    ``weight`` is ``(c_out, n)`` with n = c_in·k·k; ``batch`` is a
+    :class:`hebbkit.plasticity.HebbianBatch` holding ``u`` and ``y`` ``(N, c_out)``,
+    ``batch.correlate(s)`` = Σ s·x as ``(c_out, n)`` and, on demand, ``batch.patches``
+    ``(N, n)``. Return the update direction, shaped like ``weight``. The params model must
+    subclass :class:`hebbkit.plasticity.PlasticityParams` (rate settings the layer applies).
     """
 
 

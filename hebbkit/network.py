@@ -1,9 +1,10 @@
 """The Hebbian conv layer and the network a recipe describes.
 
 A block is ``BatchNorm2d(affine=False) -> pad -> conv -> activation -> pool``. Learning views
-the convolution as a matrix product over image patches: ``u = patches @ Wᵀ`` and the
-plasticity rule's ``Σ y·x`` term is ``yᵀ @ patches`` — two large GEMMs per batch, no loop
-over pixels or neurons.
+the convolution as a matrix product over image patches (``u = patches @ Wᵀ``, ``Σ y·x =
+yᵀ @ patches``) but computes both with the convolution kernels (forward and weight gradient),
+which on CPUs are about 1.7× faster than unfolding the patches and multiplying (see
+``benchmarks/hebbian_step.py``). No loop over pixels, neurons or samples.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hebbkit.errors import PluginError
-from hebbkit.plasticity import PlasticityParams, apply_update
+from hebbkit.plasticity import HebbianBatch, PlasticityParams, apply_update
 from hebbkit.registry import Registry
 
 
@@ -64,6 +65,8 @@ class HebbianLayer(nn.Module):
         self.bn: nn.Module = (
             nn.BatchNorm2d(in_channels, affine=False) if config.batch_norm else nn.Identity()
         )
+        #: per-neuron counts of won positions since the last reset, when tracked
+        self.win_counts: torch.Tensor | None = None
         shape = (config.channels, in_channels, config.kernel, config.kernel)
         self.register_buffer(
             "weight", build_initial_weight(registry, config.init, shape, generator)
@@ -106,22 +109,58 @@ class HebbianLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(self.preactivation(x))
 
+    def patches(self, x_padded: torch.Tensor) -> torch.Tensor:
+        """The patch matrix ``(N, c_in·k·k)`` of an already padded input."""
+        columns = F.unfold(x_padded, self.kernel, dilation=self.dilation, stride=self.stride)
+        return columns.transpose(1, 2).reshape(-1, columns.shape[1])
+
+    def correlate(self, x_padded: torch.Tensor, signal: torch.Tensor) -> torch.Tensor:
+        """``Σ_N signal_k·x_i`` as ``(c_out, n)``: the weight gradient of the convolution."""
+        batch, channels = x_padded.shape[0], self.weight.shape[0]
+        signal_map = signal.view(batch, -1, channels).transpose(1, 2)
+        signal_map = signal_map.reshape(batch, channels, *self._out_hw(x_padded))
+        grad = torch.ops.aten.convolution_backward(
+            signal_map.contiguous(),
+            x_padded,
+            self.weight,
+            None,
+            [self.stride] * 2,
+            [0, 0],
+            [self.dilation] * 2,
+            False,
+            [0, 0],
+            1,
+            [False, True, False],
+        )[1]
+        return grad.view(channels, -1)
+
+    def _out_hw(self, x_padded: torch.Tensor) -> tuple[int, int]:
+        span = self.dilation * (self.kernel - 1) + 1
+        return (
+            (x_padded.shape[2] - span) // self.stride + 1,
+            (x_padded.shape[3] - span) // self.stride + 1,
+        )
+
     @torch.no_grad()
-    def learn(self, x: torch.Tensor, progress: float) -> torch.Tensor:
-        """One plasticity step on batch ``x``; returns the block's output for that batch."""
+    def learn(
+        self, x: torch.Tensor, progress: float, want_output: bool = True
+    ) -> torch.Tensor | None:
+        """One plasticity step on batch ``x``; returns the block's output if ``want_output``."""
         x = self.pad(self.bn(x))
-        batch = x.shape[0]
-        out_h = (x.shape[2] - self.dilation * (self.kernel - 1) - 1) // self.stride + 1
-        out_w = (x.shape[3] - self.dilation * (self.kernel - 1) - 1) // self.stride + 1
-        patches = F.unfold(x, self.kernel, dilation=self.dilation, stride=self.stride)
-        patches = patches.transpose(1, 2).reshape(-1, patches.shape[1])
-        weight = self.weight_matrix()
-        u = patches @ weight.T
-        y = self.compete(u)
-        delta = self.rule.delta(weight, patches, u, y)
-        apply_update(weight, delta, self.rule_params, progress)
-        u_map = u.view(batch, out_h * out_w, -1).transpose(1, 2).reshape(batch, -1, out_h, out_w)
-        return self.output(u_map)
+        u_map = F.conv2d(x, self.weight, stride=self.stride, dilation=self.dilation)
+        channels = u_map.shape[1]
+        u = u_map.permute(0, 2, 3, 1).reshape(-1, channels)
+        if self.win_counts is not None:
+            self.win_counts += torch.bincount(u.argmax(1), minlength=channels)
+        batch = HebbianBatch(
+            u=u,
+            y=self.compete(u),
+            correlate=lambda signal: self.correlate(x, signal),
+            patches=lambda: self.patches(x),
+        )
+        delta = self.rule.delta(self.weight_matrix(), batch)
+        apply_update(self.weight_matrix(), delta, self.rule_params, progress)
+        return self.output(u_map) if want_output else None
 
 
 class HebbianNetwork(nn.Module):

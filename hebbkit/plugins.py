@@ -6,15 +6,22 @@ party's. Environment switches:
 - ``HEBBKIT_LOAD_PLUGINS=a,b``: load only these third-party plugins (entry-point or
   distribution names); hebbkit's own entry points always load.
 - ``HEBBKIT_DISABLE_PLUGIN_AUTOLOAD=1``: load no third-party plugin.
-- ``HEBBKIT_TRACE_PLUGINS=1``: log every hook call to stderr.
+- ``HEBBKIT_TRACE_PLUGINS=1``: log to stderr which entry points load or are skipped, every
+  hook call with the plugins it reaches, and every component registered.
+
+Every failure of a plugin (import error, bad hook signature, unknown hook, bad or clashing
+component) is a :class:`~hebbkit.errors.PluginError` naming the plugin and its distribution,
+which the CLI prints as one paragraph with exit code 2.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import os
 import re
 import sys
+import traceback
 import types
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -24,7 +31,7 @@ import pluggy
 
 from hebbkit import hookspecs
 from hebbkit.errors import PluginError
-from hebbkit.registry import Component, Origin, Params, Registry
+from hebbkit.registry import FAMILIES, Component, Origin, Params, Registry
 
 ENTRY_POINT_GROUP = "hebbkit"
 OWN_DISTRIBUTION = "hebbkit"
@@ -39,7 +46,22 @@ FAMILY_HOOKS: dict[str, str] = {
     "dataset": "register_datasets",
 }
 
+#: The arguments ``register`` accepts, for the message when a plugin passes others.
+REGISTER_ARGUMENTS = "register(name, factory, params=ParamsModel, description='...')"
+
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+_TRACE_PREFIX = "[hebbkit plugins]"
+
+Tracer = Callable[[str], None]
+
+
+def hook_names() -> list[str]:
+    """Every hook specification in :mod:`hebbkit.hookspecs`, in declaration order."""
+    return [
+        name
+        for name, value in vars(hookspecs).items()
+        if callable(value) and hasattr(value, "hebbkit_spec")
+    ]
 
 
 def _env_list(name: str) -> list[str] | None:
@@ -53,72 +75,178 @@ def _is_truthy(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _selected_entry_points() -> list[importlib.metadata.EntryPoint]:
+def _stderr_tracer(message: str) -> None:
+    sys.stderr.write(f"{_TRACE_PREFIX} {message}\n")
+    sys.stderr.flush()
+
+
+def _dist_of(entry_point: importlib.metadata.EntryPoint) -> tuple[str, str]:
+    dist = entry_point.dist
+    if dist is None:
+        return "unknown distribution", ""
+    return dist.name, dist.version
+
+
+def _selected_entry_points(trace: Tracer | None = None) -> list[importlib.metadata.EntryPoint]:
     allow = _env_list("HEBBKIT_LOAD_PLUGINS")
     no_autoload = _is_truthy("HEBBKIT_DISABLE_PLUGIN_AUTOLOAD")
     selected = []
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        distribution = entry_point.dist.name if entry_point.dist else ""
+        distribution, version = _dist_of(entry_point)
+        where = f"entry point {entry_point.name!r} ({distribution} {version})"
         if distribution != OWN_DISTRIBUTION:
             if no_autoload:
+                if trace:
+                    trace(f"skip {where}: HEBBKIT_DISABLE_PLUGIN_AUTOLOAD is set")
                 continue
             if allow is not None and not {entry_point.name, distribution} & set(allow):
+                if trace:
+                    trace(f"skip {where}: not in HEBBKIT_LOAD_PLUGINS")
                 continue
         selected.append(entry_point)
     return selected
 
 
+def _sentence(text: str) -> str:
+    """``text`` with its first letter upper-cased (``str.capitalize`` lowers the rest)."""
+    return text[:1].upper() + text[1:]
+
+
+def _one_line(error: BaseException) -> str:
+    """pluggy's multi-line messages folded into one paragraph."""
+    return " ".join(str(error).split())
+
+
+def _describe(error: BaseException) -> str:
+    """``Type: message at file:line``, in one line."""
+    return f"{type(error).__name__}: {_one_line(error)}{_where_raised(error)}"
+
+
+def _where_raised(error: BaseException) -> str:
+    """``file:line`` of the innermost frame of ``error``, to point the author at the fix."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" at {frame.filename}:{frame.lineno}"
+
+
 def _load_entry_point(pm: pluggy.PluginManager, entry_point: importlib.metadata.EntryPoint) -> None:
-    distribution = entry_point.dist.name if entry_point.dist else "unknown distribution"
-    if pm.get_plugin(entry_point.name) is not None:
-        return
+    distribution, version = _dist_of(entry_point)
+    existing = pm.get_plugin(entry_point.name)
+    if existing is not None:
+        other, _ = pm._hebbkit_dists.get(entry_point.name, ("unknown distribution", ""))  # type: ignore[attr-defined]
+        if other == distribution:
+            return  # the same distribution seen twice on sys.path
+        raise PluginError(
+            f"Two distributions declare the hebbkit plugin {entry_point.name!r}: {other!r} and "
+            f"{distribution!r}. Entry-point names in the group 'hebbkit' must be unique: rename "
+            f"the one in {distribution!r} (its [project.entry-points.hebbkit] table), uninstall "
+            "one of them, or load only one with HEBBKIT_LOAD_PLUGINS."
+        )
+    trace = pm._hebbkit_trace  # type: ignore[attr-defined]
+    if trace:
+        trace(
+            f"load entry point {entry_point.name!r} = {entry_point.value} "
+            f"({distribution} {version})"
+        )
     try:
         plugin = entry_point.load()
     except Exception as error:  # a broken plugin must not take the CLI down with a traceback
         raise PluginError(
             f"The plugin {entry_point.name!r} from distribution {distribution!r} failed to import "
-            f"({entry_point.value}): {type(error).__name__}: {error}. Fix or uninstall it "
-            f"(pip uninstall {distribution}), or load only the plugins you need with "
-            "HEBBKIT_LOAD_PLUGINS=name1,name2."
+            f"({entry_point.value}): {_describe(error)}. Fix "
+            f"or uninstall it (pip uninstall {distribution}), or load only the plugins you need "
+            "with HEBBKIT_LOAD_PLUGINS=name1,name2."
         ) from error
+    pm._hebbkit_dists[entry_point.name] = (distribution, version)  # type: ignore[attr-defined]
+    _register(pm, plugin, entry_point.name, f"from distribution {distribution!r}")
+
+
+def _register(pm: pluggy.PluginManager, plugin: Any, name: str | None, where: str) -> None:
     try:
-        pm.register(plugin, name=entry_point.name)
-    except ValueError as error:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as error:
+        label = name or pm.get_canonical_name(plugin)
         raise PluginError(
-            f"The plugin {entry_point.name!r} from distribution {distribution!r} could not be "
-            f"registered: {error}."
+            f"The plugin {label!r} {where} has a hook implementation that does not match "
+            f"hebbkit's specification: {_one_line(error)}. A hook implementation may take only the "
+            "arguments its specification names (register_commands takes cli, every other hook "
+            "takes register); see the hook specifications in CONTRIBUTING.md."
         ) from error
-    pm._hebbkit_dists[entry_point.name] = (
-        distribution,
-        entry_point.dist.version if entry_point.dist else "",
-    )  # type: ignore[attr-defined]
+    except ValueError as error:
+        label = name or pm.get_canonical_name(plugin)
+        raise PluginError(
+            f"The plugin {label!r} {where} could not be registered: {_one_line(error)}. Each "
+            "plugin object (usually a module) may be registered once, under a unique name."
+        ) from error
 
 
 def make_plugin_manager(
-    plugins: Iterable[Any] = (), *, load_entrypoints: bool = True
+    plugins: Iterable[Any] = (), *, load_entrypoints: bool = True, trace: bool | None = None
 ) -> pluggy.PluginManager:
-    """A plugin manager with hebbkit's hooks, entry-point plugins and ``plugins`` registered."""
+    """A plugin manager with hebbkit's hooks, entry-point plugins and ``plugins`` registered.
+
+    ``trace`` logs loading, hook calls and registrations to stderr; it defaults to
+    ``HEBBKIT_TRACE_PLUGINS``.
+    """
     pm = pluggy.PluginManager("hebbkit")
     pm.add_hookspecs(hookspecs)
     pm._hebbkit_dists = {}  # type: ignore[attr-defined]
-    if _is_truthy("HEBBKIT_TRACE_PLUGINS"):
-        pm.trace.root.setwriter(lambda message: sys.stderr.write(f"[hebbkit plugins] {message}"))
-        pm.enable_tracing()
+    tracer = (
+        _stderr_tracer
+        if (_is_truthy("HEBBKIT_TRACE_PLUGINS") if trace is None else trace)
+        else None
+    )
+    pm._hebbkit_trace = tracer  # type: ignore[attr-defined]
+    if tracer is not None:
+        _monitor_hook_calls(pm, tracer)
     if load_entrypoints:
-        for entry_point in _selected_entry_points():
+        for entry_point in _selected_entry_points(tracer):
             _load_entry_point(pm, entry_point)
     for plugin in plugins:
-        pm.register(plugin)
+        _register(pm, plugin, None, "(registered directly)")
+    _check_unknown_hooks(pm)
+    return pm
+
+
+def _monitor_hook_calls(pm: pluggy.PluginManager, trace: Tracer) -> None:
+    def before(hook_name: str, hook_impls: list[Any], kwargs: dict[str, Any]) -> None:
+        if hook_impls:  # registry building calls each plugin's hooks alone; skip the misses
+            names = ", ".join(pm.get_name(impl.plugin) or "?" for impl in hook_impls)
+            trace(f"call {hook_name} -> {names}")
+
+    def after(outcome: Any, hook_name: str, hook_impls: list[Any], kwargs: dict[str, Any]) -> None:
+        if outcome.exception is not None:
+            trace(f"  {hook_name} raised {type(outcome.exception).__name__}")
+
+    pm.add_hookcall_monitoring(before, after)
+
+
+def _check_unknown_hooks(pm: pluggy.PluginManager) -> None:
+    """pluggy's ``check_pending``, with a message that names the plugin and the fix."""
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as error:
-        name = error.plugin if isinstance(error.plugin, str) else pm.get_name(error.plugin)
+        plugin = error.plugin
+        origin = _origin_of(pm, plugin)
+        known = hook_names()
+        unknown = [
+            name
+            for name, caller in vars(pm.hook).items()
+            if not name.startswith("_")
+            and not caller.has_spec()
+            and any(impl.plugin is plugin for impl in caller.get_hookimpls())
+        ]
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise PluginError(
-            f"The plugin {name!r} ({_origin_of(pm, error.plugin).distribution}) implements a hook "
-            f"that hebbkit does not define: {error}. Hooks are: "
-            f"{', '.join([*sorted(FAMILY_HOOKS.values()), 'register_commands'])}."
+            f"{_sentence(origin.describe())} implements {', '.join(hints) or 'a hook'}, which "
+            f"is not a hebbkit hook. Rename the function to one of: {', '.join(known)}; or mark "
+            "it @hookimpl(optionalhook=True) if it targets a newer hebbkit."
         ) from error
-    return pm
 
 
 def _origin_of(pm: pluggy.PluginManager, plugin: Any) -> Origin:
@@ -138,32 +266,58 @@ def _origin_of(pm: pluggy.PluginManager, plugin: Any) -> Origin:
     return Origin(plugin=name, module=module, distribution=distribution, version=version)
 
 
-def _registrar(registry: Registry, family: str, origin: Origin) -> Callable[..., None]:
+def _registrar(
+    registry: Registry, family: str, origin: Origin, trace: Tracer | None = None
+) -> Callable[..., None]:
+    hook_name = FAMILY_HOOKS[family]
+
     def register(
         name: str,
         factory: Callable[[Any], Any],
         params: type[Params] | None = None,
         description: str = "",
+        **unexpected: Any,
     ) -> None:
-        where = f"{origin.describe()} registering {family} {name!r}"
+        where = f"{_sentence(origin.describe())} registering the {family} {name!r}"
+        if unexpected:
+            raise PluginError(
+                f"{where} in {hook_name} passes the unknown argument(s) "
+                f"{', '.join(sorted(unexpected))}. The call is {REGISTER_ARGUMENTS}; the family "
+                "is set by the hook, so register each family from its own register_* hook."
+            )
         if not isinstance(name, str) or not _NAME.match(name):
             raise PluginError(
-                f"{where}: the name must be lower-case letters, digits, '_', '-' or '.'."
+                f"{where}: the name must be a string of lower-case letters, digits, '_', '-' or "
+                "'.', starting with a letter or digit."
             )
         if not callable(factory):
-            raise PluginError(f"{where}: the factory {factory!r} is not callable.")
+            raise PluginError(
+                f"{where}: the factory {factory!r} is not callable. Pass a function (or class) "
+                "that takes the validated params model and returns the component."
+            )
         if not (isinstance(params, type) and issubclass(params, Params)):
             raise PluginError(
                 f"{where}: params= must be a subclass of hebbkit.registry.Params describing its "
-                f"parameters (got {params!r})."
+                f"parameters (got {params!r}); declare one even if it has no fields."
             )
+        if not isinstance(description, str):
+            raise PluginError(f"{where}: description= must be a string.")
         required = _required_params_base(family)
         if required is not None and not issubclass(params, required):
             raise PluginError(
-                f"{where}: its params model must subclass {required.__module__}."
-                f"{required.__qualname__}."
+                f"{where}: its params model {params.__qualname__} must subclass "
+                f"{required.__module__}.{required.__qualname__}, which carries the learning-rate "
+                "settings the layer applies."
+            )
+        misplaced = _family_of_params(params)
+        if misplaced is not None and misplaced != family:
+            raise PluginError(
+                f"{where} from {hook_name}, but its params model {params.__qualname__} is a "
+                f"{misplaced} model. Register it from {FAMILY_HOOKS[misplaced]} instead."
             )
         registry.add(Component(family, name, factory, params, origin, description.strip()))
+        if trace:
+            trace(f"  {origin.plugin} registered {family} {name!r}")
 
     return register
 
@@ -176,9 +330,17 @@ def _required_params_base(family: str) -> type[Params] | None:
     return None
 
 
+def _family_of_params(params: type[Params]) -> str | None:
+    """The family a params model belongs to by its base class, where that is unambiguous."""
+    from hebbkit.plasticity import PlasticityParams
+
+    return "plasticity" if issubclass(params, PlasticityParams) else None
+
+
 def build_registry(pm: pluggy.PluginManager) -> Registry:
     """Call every plugin's ``register_*`` hooks, each with a ``register`` bound to its origin."""
     registry = Registry()
+    trace = getattr(pm, "_hebbkit_trace", None)
     plugins = pm.get_plugins()
     for plugin in sorted(plugins, key=lambda p: pm.get_name(p) or ""):
         origin = _origin_of(pm, plugin)
@@ -186,14 +348,35 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
         for family, hook_name in FAMILY_HOOKS.items():
             caller = pm.subset_hook_caller(hook_name, remove_plugins=others)
             try:
-                caller(register=_registrar(registry, family, origin))
+                caller(register=_registrar(registry, family, origin, trace))
             except PluginError:
                 raise
             except Exception as error:
                 raise PluginError(
-                    f"{origin.describe()} raised in {hook_name}: {type(error).__name__}: {error}."
+                    f"{_sentence(origin.describe())} raised in {hook_name}: "
+                    f"{_describe(error)}. Fix the plugin, "
+                    f"uninstall it (pip uninstall {origin.distribution}), or leave it out with "
+                    "HEBBKIT_LOAD_PLUGINS."
                 ) from error
     return registry
+
+
+def add_commands(pm: pluggy.PluginManager, cli: Any) -> None:
+    """Call every plugin's ``register_commands(cli)``; a failure names the plugin."""
+    plugins = pm.get_plugins()
+    for plugin in sorted(plugins, key=lambda p: pm.get_name(p) or ""):
+        others = [other for other in plugins if other is not plugin]
+        caller = pm.subset_hook_caller("register_commands", remove_plugins=others)
+        try:
+            caller(cli=cli)
+        except Exception as error:
+            origin = _origin_of(pm, plugin)
+            raise PluginError(
+                f"{_sentence(origin.describe())} raised in register_commands: "
+                f"{_describe(error)}. Fix the plugin, "
+                f"uninstall it (pip uninstall {origin.distribution}), or leave it out with "
+                "HEBBKIT_LOAD_PLUGINS."
+            ) from error
 
 
 @lru_cache(maxsize=1)
@@ -214,3 +397,17 @@ def reset() -> None:
     from hebbkit import recipe
 
     recipe.recipe_model.cache_clear()
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "FAMILIES",
+    "FAMILY_HOOKS",
+    "add_commands",
+    "build_registry",
+    "get_plugin_manager",
+    "get_registry",
+    "hook_names",
+    "make_plugin_manager",
+    "reset",
+]

@@ -19,7 +19,7 @@ from hebbkit.errors import PluginError, UnknownComponentError
 #: Family name -> one-line description of what a component of that family is.
 FAMILIES: dict[str, str] = {
     "initializer": "init(shape, generator) -> Tensor: initial weights of a conv or linear layer",
-    "plasticity": "rule.delta(weight, patches, u, y) -> Tensor: update direction for one batch",
+    "plasticity": "rule.delta(weight, batch) -> Tensor: update direction for one batch",
     "competition": "compete(u) -> y: winner-take-all signal over neurons, used for learning",
     "activation": "f(u) -> Tensor: output nonlinearity over the channel axis (dim 1)",
     "pooling": "factory() -> torch.nn.Module: spatial pooling after the activation",

@@ -133,6 +133,10 @@ def write_metrics(folder: Path, rows: list[dict[str, Any]]) -> None:
     frame.write_csv(folder / "metrics.csv")
 
 
+def write_table(path: Path, rows: list[dict[str, Any]]) -> None:
+    pl.from_dicts(rows).write_parquet(path)
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 

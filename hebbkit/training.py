@@ -55,6 +55,18 @@ def distinct_rows(matrix: torch.Tensor) -> int:
     return int(torch.unique(matrix.detach().cpu(), dim=0).shape[0])
 
 
+def winner_statistics(counts: torch.Tensor) -> dict[str, float]:
+    """Dead neurons, the top winner's share and the effective number of winners."""
+    total = counts.sum().clamp_min(1)
+    share = counts.double() / total
+    entropy = -(share[share > 0] * share[share > 0].log()).sum()
+    return {
+        "dead_neurons": int((counts == 0).sum().item()),
+        "top_winner_share": share.max().item(),
+        "effective_winners": entropy.exp().item(),
+    }
+
+
 def _check_finite(layer: HebbianLayer, index: int) -> None:
     if not torch.isfinite(layer.weight).all():
         raise TrainingDiverged(
@@ -71,12 +83,23 @@ def hebbian_phase(
     device: torch.device,
     progress: ProgressReporter,
     record: Record,
+    winners: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, float]]:
-    """Train the Hebbian layers; returns per-layer seconds and images per second."""
+    """Train the Hebbian layers; returns per-layer seconds and images per second.
+
+    At ``config.diagnostics`` evenly spaced points of every layer-epoch, a ``hebbian_trace``
+    row records distinct filters, norms, rates and winner statistics of the layers learning;
+    per-neuron win counts go to ``winners`` (one row per neuron and point).
+    """
     layers = list(network.layers)
     count = images.shape[0]
     batches = math.ceil(count / config.batch_size)
     total_steps = max(1, batches * config.epochs)
+    points = sorted(
+        {round(batches * (k + 1) / config.diagnostics) for k in range(config.diagnostics)}
+        if config.diagnostics
+        else set()
+    )
     timings = [{"seconds": 0.0, "images": 0} for _ in layers]
     network.eval()
     groups = (
@@ -86,6 +109,11 @@ def hebbian_phase(
         first = group[0]
         for i in group:
             layers[i].train()
+            layers[i].win_counts = torch.zeros(
+                layers[i].weight.shape[0], dtype=torch.long, device=device
+            )
+            if config.diagnostics:
+                _trace(layers[i], i, 0, 0, 0, 0.0, record, winners)
         label = f"Hebbian layer {first}" if len(group) == 1 else "Hebbian layers (all at once)"
         for epoch in range(config.epochs):
             generator = torch.Generator().manual_seed(
@@ -100,9 +128,15 @@ def hebbian_phase(
                     fraction = (epoch * batches + step) / total_steps
                     with torch.no_grad():
                         x = network(x, upto=first)
-                        for i in group:
-                            x = layers[i].learn(x, fraction)
+                        for position, i in enumerate(group):
+                            last = position == len(group) - 1
+                            x = layers[i].learn(x, fraction, want_output=not last)
                     advance(index.numel())
+                    if step + 1 in points:
+                        done = (epoch * batches + step + 1) / total_steps
+                        seen = epoch * count + min(count, (step + 1) * config.batch_size)
+                        for i in group:
+                            _trace(layers[i], i, epoch + 1, step + 1, seen, done, record, winners)
             seconds = time.perf_counter() - started
             for i in group:
                 _check_finite(layers[i], i)
@@ -120,6 +154,7 @@ def hebbian_phase(
                 )
         for i in group:
             layers[i].eval()
+            layers[i].win_counts = None
     return [
         {
             "seconds": t["seconds"],
@@ -127,6 +162,46 @@ def hebbian_phase(
         }
         for t in timings
     ]
+
+
+def _trace(
+    layer: HebbianLayer,
+    index: int,
+    epoch: int,
+    step: int,
+    seen: int,
+    progress: float,
+    record: Record,
+    winners: list[dict[str, Any]] | None,
+) -> None:
+    """Record a diagnostics point and restart the layer's win counts."""
+    counts = layer.win_counts
+    assert counts is not None
+    row = {
+        "phase": "hebbian_trace",
+        "layer": index,
+        "epoch": epoch,
+        "step": step,
+        "images_seen": seen,
+        "progress": progress,
+        **layer_statistics(layer, progress),
+    }
+    if step > 0:
+        row.update(winner_statistics(counts))
+        if winners is not None:
+            winners.extend(
+                {
+                    "layer": index,
+                    "epoch": epoch,
+                    "step": step,
+                    "images_seen": seen,
+                    "neuron": neuron,
+                    "wins": wins,
+                }
+                for neuron, wins in enumerate(counts.tolist())
+            )
+    record(row)
+    counts.zero_()
 
 
 def feature_dtype(choice: str, count: int, width: int) -> torch.dtype:

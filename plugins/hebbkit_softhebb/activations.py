@@ -20,8 +20,9 @@ def triangle(params: PowerParams):
     """ReLU(u − mean over channels of u)^power."""
 
     def f(u: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(u - u.mean(dim=1, keepdim=True))
-        return out if params.power == 1 else out.pow(params.power)
+        # one fresh tensor, then in place: these maps are the largest tensors of a run
+        out = (u - u.mean(dim=1, keepdim=True)).relu_()
+        return out if params.power == 1 else out.pow_(params.power)
 
     return f
 
@@ -31,7 +32,7 @@ def repu(params: PowerParams):
 
     def f(u: torch.Tensor) -> torch.Tensor:
         out = torch.relu(u)
-        return out if params.power == 1 else out.pow(params.power)
+        return out if params.power == 1 else out.pow_(params.power)
 
     return f
 

@@ -58,9 +58,15 @@ def hardkrotov(params: HardKrotovParams):
     def compete(u: torch.Tensor) -> torch.Tensor:
         if u.shape[1] < params.rank:
             return _winner_mask(u)
-        ranked = u.topk(params.rank, dim=1).indices
-        winner = one_hot(ranked[:, 0], u.shape[1], u.dtype)
-        loser = one_hot(ranked[:, params.rank - 1], u.shape[1], u.dtype)
+        # repeated argmax, so ties rank the lower index first (as in the other modes); topk
+        # leaves the order of ties unspecified
+        first = u.argmax(dim=1)
+        masked, index = u.clone(), first
+        for _ in range(params.rank - 1):
+            masked.scatter_(1, index.unsqueeze(1), float("-inf"))
+            index = masked.argmax(dim=1)
+        winner = one_hot(first, u.shape[1], u.dtype)
+        loser = one_hot(index, u.shape[1], u.dtype)
         return winner - params.delta * loser
 
     return compete

@@ -1,9 +1,10 @@
-"""Plasticity rules on the patch-matrix view: ``weight (c_out, n)``, ``patches (N, n)``,
-``u``/``y`` ``(N, c_out)``. Each returns the update direction; the layer applies the rate."""
+"""Plasticity rules on the patch-matrix view: ``weight (c_out, n)``, a
+:class:`~hebbkit.plasticity.HebbianBatch` with ``u``/``y`` ``(N, c_out)`` and the correlation
+``Σ y·x``. Each returns the update direction; the layer applies the learning rate."""
 
 from __future__ import annotations
 
-from hebbkit.plasticity import PlasticityParams
+from hebbkit.plasticity import HebbianBatch, PlasticityParams
 
 
 class SoftHebbParams(PlasticityParams):
@@ -24,8 +25,8 @@ class SoftHebbRule:
     def __init__(self, params: SoftHebbParams) -> None:
         self.params = params
 
-    def delta(self, weight, patches, u, y):
-        return y.T @ patches - (y * u).sum(0).unsqueeze(1) * weight
+    def delta(self, weight, batch: HebbianBatch):
+        return batch.correlate() - (batch.y * batch.u).sum(0).unsqueeze(1) * weight
 
 
 class OjaRule:
@@ -34,8 +35,8 @@ class OjaRule:
     def __init__(self, params: OjaParams) -> None:
         self.params = params
 
-    def delta(self, weight, patches, u, y):
-        return y.T @ patches - (y * y).sum(0).unsqueeze(1) * weight
+    def delta(self, weight, batch: HebbianBatch):
+        return batch.correlate() - (batch.y * batch.y).sum(0).unsqueeze(1) * weight
 
 
 class HebbRule:
@@ -44,8 +45,8 @@ class HebbRule:
     def __init__(self, params: HebbParams) -> None:
         self.params = params
 
-    def delta(self, weight, patches, u, y):
-        grown = y.T @ patches
+    def delta(self, weight, batch: HebbianBatch):
+        grown = batch.correlate()
         # remove the component along w so the update rotates w instead of growing it
         norms_sq = (weight * weight).sum(1, keepdim=True).clamp_min(1e-30)
         return grown - (grown * weight).sum(1, keepdim=True) / norms_sq * weight

@@ -1,0 +1,6 @@
+"""``python -m hebbkit``: the same as the ``hebbkit`` command."""
+
+from hebbkit.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""hebbkit's test suite (a package, so tests can import ``tests.conftest`` and helpers)."""
