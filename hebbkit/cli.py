@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # messages hold [brackets]: pip install 'hebbkit[tune]'
 from rich.table import Table
 
 from hebbkit.errors import HebbkitError
@@ -54,7 +55,7 @@ def user_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except HebbkitError as error:
-            err.print(f"[bold red]Error:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+            err.print(f"[bold red]Error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             for note in getattr(error, "__notes__", []):
                 err.print(note, highlight=False, soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
@@ -281,7 +282,7 @@ def main() -> None:
     try:
         load_plugin_commands()
     except HebbkitError as error:
-        err.print(f"[bold red]Error:[/] {error}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]Error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise SystemExit(error.exit_code) from None
     app()
 

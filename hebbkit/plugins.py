@@ -133,8 +133,7 @@ def _where_raised(error: BaseException) -> str:
 
 def _load_entry_point(pm: pluggy.PluginManager, entry_point: importlib.metadata.EntryPoint) -> None:
     distribution, version = _dist_of(entry_point)
-    existing = pm.get_plugin(entry_point.name)
-    if existing is not None:
+    if pm.get_plugin(entry_point.name) is not None:
         other, _ = pm._hebbkit_dists.get(entry_point.name, ("unknown distribution", ""))  # type: ignore[attr-defined]
         if other == distribution:
             return  # the same distribution seen twice on sys.path
@@ -155,9 +154,9 @@ def _load_entry_point(pm: pluggy.PluginManager, entry_point: importlib.metadata.
     except Exception as error:  # a broken plugin must not take the CLI down with a traceback
         raise PluginError(
             f"The plugin {entry_point.name!r} from distribution {distribution!r} failed to import "
-            f"({entry_point.value}): {_describe(error)}. Fix "
-            f"or uninstall it (pip uninstall {distribution}), or load only the plugins you need "
-            "with HEBBKIT_LOAD_PLUGINS=name1,name2."
+            f"({entry_point.value}): {_describe(error)}. Fix or uninstall it "
+            f"(pip uninstall {distribution}), or load only the plugins you need with "
+            "HEBBKIT_LOAD_PLUGINS=name1,name2."
         ) from error
     pm._hebbkit_dists[entry_point.name] = (distribution, version)  # type: ignore[attr-defined]
     _register(pm, plugin, entry_point.name, f"from distribution {distribution!r}")
@@ -193,11 +192,8 @@ def make_plugin_manager(
     pm = pluggy.PluginManager("hebbkit")
     pm.add_hookspecs(hookspecs)
     pm._hebbkit_dists = {}  # type: ignore[attr-defined]
-    tracer = (
-        _stderr_tracer
-        if (_is_truthy("HEBBKIT_TRACE_PLUGINS") if trace is None else trace)
-        else None
-    )
+    enabled = _is_truthy("HEBBKIT_TRACE_PLUGINS") if trace is None else trace
+    tracer = _stderr_tracer if enabled else None
     pm._hebbkit_trace = tracer  # type: ignore[attr-defined]
     if tracer is not None:
         _monitor_hook_calls(pm, tracer)

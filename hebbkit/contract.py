@@ -1,0 +1,287 @@
+"""The contract every registered component must meet, as reusable checks.
+
+hebbkit's own test suite runs these over every component in the registry (built-ins and any
+installed plugin, ``tests/test_contract.py``); a plugin's test suite calls them on its own
+components::
+
+    from hebbkit.contract import check_component
+    check_component(registry.get("initializer", "my-init"))
+
+Each check raises :class:`AssertionError` with a message naming the component and what it got
+wrong. What the checks demand is written down in CONTRIBUTING.md ("Family interfaces").
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import tomli_w
+import torch
+from torch import nn
+
+from hebbkit.registry import Component, Params, Registry
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+#: Weight shapes an initializer must handle: conv ``(c_out, c_in, k, k)`` and linear ``(out, in)``.
+INIT_SHAPES: list[tuple[int, ...]] = [
+    (8, 1, 5, 5),
+    (16, 8, 3, 3),
+    (24, 3, 3, 3),
+    (16, 1, 3, 3),
+    (4, 16, 1, 1),
+    (10, 32),
+    (32, 10),
+]
+SEED = 1234
+
+
+def _who(component: Component) -> str:
+    return f"{component.family} {component.name!r} ({component.origin.describe()})"
+
+
+def _check_tensor(
+    component: Component,
+    what: str,
+    value: Any,
+    shape: tuple[int, ...] | None,
+    dtype: torch.dtype,
+    device: torch.device | str,
+) -> torch.Tensor:
+    who = _who(component)
+    assert isinstance(value, torch.Tensor), f"{who}: {what} is {type(value).__name__}, not Tensor"
+    if shape is not None:
+        assert tuple(value.shape) == shape, (
+            f"{who}: {what} has shape {tuple(value.shape)}, not {shape}"
+        )
+    assert value.dtype == dtype, f"{who}: {what} has dtype {value.dtype}, not {dtype}"
+    assert value.device.type == torch.device(device).type, (
+        f"{who}: {what} is on {value.device}, not {device}"
+    )
+    assert torch.isfinite(value).all(), f"{who}: {what} contains NaN or Inf"
+    return value
+
+
+def _check_same(component: Component, what: str, first: torch.Tensor, second: torch.Tensor) -> None:
+    assert torch.equal(first, second), (
+        f"{_who(component)}: {what} differs between two calls with the same inputs and seed; "
+        "components must be deterministic (draw randomness only from the generator given)"
+    )
+
+
+def _with_global_seed(seed: int, call: Callable[[], Any]) -> Any:
+    # A different global seed before each call: a component that secretly uses torch's global
+    # RNG instead of the generator it was given gives different results.
+    torch.manual_seed(seed)
+    return call()
+
+
+def check_initializer(component: Component, device: str = "cpu") -> None:
+    """``init(shape, generator)`` returns a finite CPU float32 tensor of ``shape``, the same
+    for the same generator seed whatever torch's global RNG state."""
+    init = component.build()
+    assert callable(init), f"{_who(component)}: the factory returned {init!r}, not a callable"
+    state = torch.random.get_rng_state()
+    try:
+        for shape in INIT_SHAPES:
+            what = f"init({shape}, generator)"
+            first = _with_global_seed(
+                1, lambda s=shape: init(s, torch.Generator().manual_seed(SEED))
+            )
+            second = _with_global_seed(
+                2, lambda s=shape: init(s, torch.Generator().manual_seed(SEED))
+            )
+            _check_tensor(component, what, first, shape, torch.float32, "cpu")
+            _check_same(component, what, first, second)
+            # the layer moves the CPU weight to its device; it must survive the move unchanged
+            moved = first.to(device)
+            assert torch.equal(moved.cpu(), first), f"{_who(component)}: {what} changes on {device}"
+    finally:
+        torch.random.set_rng_state(state)
+
+
+class _Batch:
+    """Inputs of one plasticity step, in the patch-matrix view of the convolution."""
+
+    def __init__(self, weight: torch.Tensor, patches: torch.Tensor, y: torch.Tensor) -> None:
+        self.weight = weight
+        self.patches = patches
+        self.u = patches @ weight.T
+        self.y = y
+
+    def hebbian_batch(self) -> Any:
+        from hebbkit.plasticity import HebbianBatch
+
+        patches = self.patches
+        return HebbianBatch(
+            u=self.u.clone(),
+            y=self.y.clone(),
+            correlate=lambda signal: signal.T @ patches,
+            patches=lambda: patches,
+        )
+
+
+def _plasticity_batches(device: str) -> list[_Batch]:
+    generator = torch.Generator().manual_seed(SEED)
+    batches = []
+    for c_out, n, count in ((6, 12, 40), (16, 27, 200), (1, 9, 10)):
+        weight = torch.randn(c_out, n, generator=generator).to(device)
+        patches = torch.randn(count, n, generator=generator).to(device)
+        u = patches @ weight.T
+        soft = torch.softmax(u, dim=1)
+        winner = torch.zeros_like(u).scatter_(1, u.argmax(1, keepdim=True), 1.0)
+        # a Krotov-style signal: winners Hebbian, the rest anti-Hebbian
+        signed = soft * (2 * winner - 1)
+        batches += [_Batch(weight, patches, soft), _Batch(weight, patches, signed)]
+    return batches
+
+
+def check_plasticity(component: Component, device: str = "cpu") -> None:
+    """``rule.delta(weight, batch)`` returns a finite update shaped like ``weight`` on its
+    device and dtype, deterministically, without changing ``weight`` in place."""
+    from hebbkit.plasticity import PlasticityParams
+
+    who = _who(component)
+    assert issubclass(component.params, PlasticityParams), (
+        f"{who}: params model must subclass hebbkit.plasticity.PlasticityParams"
+    )
+    rule = component.build()
+    assert callable(getattr(rule, "delta", None)), f"{who}: the rule has no delta() method"
+    for batch in _plasticity_batches(device):
+        weight = batch.weight.clone()
+        what = f"delta(weight {tuple(weight.shape)}, batch of {batch.u.shape[0]})"
+        first = rule.delta(weight, batch.hebbian_batch())
+        assert torch.equal(weight, batch.weight), f"{who}: {what} changed weight in place"
+        second = rule.delta(weight, batch.hebbian_batch())
+        _check_tensor(component, what, first, tuple(weight.shape), weight.dtype, device)
+        _check_same(component, what, first, second)
+
+
+def check_competition(component: Component, device: str = "cpu") -> None:
+    """``compete(u)`` maps ``(N, c_out)`` to a finite ``(N, c_out)`` signal, deterministically,
+    also for large pre-activations (random init with radius 25 gives |u| in the hundreds)
+    and for ties."""
+    compete = component.build()
+    assert callable(compete), f"{_who(component)}: the factory returned {compete!r}"
+    generator = torch.Generator().manual_seed(SEED)
+    inputs = [
+        torch.randn(64, 8, generator=generator),
+        torch.randn(50, 3, generator=generator) * 300,
+        torch.zeros(5, 4),
+        torch.randn(7, 1, generator=generator),
+    ]
+    for u in inputs:
+        u = u.to(device)
+        what = f"compete(u {tuple(u.shape)})"
+        first = compete(u.clone())
+        second = compete(u.clone())
+        _check_tensor(component, what, first, tuple(u.shape), u.dtype, device)
+        _check_same(component, what, first, second)
+
+
+def check_activation(component: Component, device: str = "cpu") -> None:
+    """``f(u)`` maps ``(B, C, H, W)`` to a finite tensor of the same shape, deterministically."""
+    f = component.build()
+    assert callable(f), f"{_who(component)}: the factory returned {f!r}"
+    generator = torch.Generator().manual_seed(SEED)
+    inputs = [
+        torch.randn(2, 6, 5, 5, generator=generator),
+        torch.randn(3, 4, 2, 2, generator=generator) * 300,
+        torch.zeros(1, 3, 4, 4),
+    ]
+    for u in inputs:
+        u = u.to(device)
+        what = f"f(u {tuple(u.shape)})"
+        first = f(u.clone())
+        second = f(u.clone())
+        _check_tensor(component, what, first, tuple(u.shape), u.dtype, device)
+        _check_same(component, what, first, second)
+
+
+def check_pooling(component: Component, device: str = "cpu") -> None:
+    """The factory returns an ``nn.Module`` that keeps batch and channels of ``(B, C, H, W)``,
+    runs on ``device`` and is deterministic."""
+    module = component.build()
+    who = _who(component)
+    assert isinstance(module, nn.Module), f"{who}: the factory returned {module!r}, not nn.Module"
+    module = module.to(device)
+    generator = torch.Generator().manual_seed(SEED)
+    for shape in ((2, 4, 12, 12), (1, 3, 9, 9)):
+        x = torch.randn(*shape, generator=generator).to(device)
+        what = f"pool(x {shape})"
+        first = module(x.clone())
+        second = module(x.clone())
+        _check_tensor(component, what, first, None, x.dtype, device)
+        assert first.dim() == 4 and tuple(first.shape[:2]) == shape[:2], (
+            f"{who}: {what} has shape {tuple(first.shape)}; batch and channels must be kept"
+        )
+        _check_same(component, what, first, second)
+
+
+def check_dataset(component: Component, device: str = "cpu") -> None:
+    """The factory builds an object with a callable ``load(root, train=..., download=...)``."""
+    source = component.build()
+    assert callable(getattr(source, "load", None)), (
+        f"{_who(component)}: built {source!r}, no load()"
+    )
+
+
+CHECKS: dict[str, Callable[[Component, str], None]] = {
+    "initializer": check_initializer,
+    "plasticity": check_plasticity,
+    "competition": check_competition,
+    "activation": check_activation,
+    "pooling": check_pooling,
+    "dataset": check_dataset,
+}
+
+
+def check_component(component: Component, device: str = "cpu") -> None:
+    """Run the family's behaviour check and the parameter round-trip on ``component``."""
+    check_params_roundtrip(component)
+    CHECKS[component.family](component, device)
+
+
+def check_params_roundtrip(component: Component) -> None:
+    """Default params exist (so ``{ name = "..." }`` alone is valid) and survive dict and
+    TOML round-trips unchanged."""
+    who = _who(component)
+    try:
+        params = component.params()
+    except Exception as error:
+        raise AssertionError(
+            f"{who}: its params model {component.params.__qualname__} needs values without "
+            f"defaults ({error}); every parameter needs a default"
+        ) from error
+    assert isinstance(params, Params), f"{who}: params model is not a hebbkit.registry.Params"
+    data = params.model_dump(mode="json", exclude_none=True)
+    assert component.params.model_validate(data) == params, f"{who}: params change via dict"
+    parsed = tomllib.loads(tomli_w.dumps(data))
+    assert component.params.model_validate(parsed) == params, f"{who}: params change via TOML"
+
+
+def check_recipe_roundtrip(component: Component, registry: Registry) -> None:
+    """A recipe naming ``component`` with its default params validates, and its TOML form
+    validates back to the same recipe."""
+    from hebbkit.recipe import COMPONENT_FIELDS, LayerConfig, recipe_toml, validate_recipe
+
+    fields = {**COMPONENT_FIELDS[LayerConfig], "dataset": "dataset"}
+    spec = {"name": component.name, **component.params().model_dump(mode="json", exclude_none=True)}
+    layer: dict[str, Any] = {"channels": 4, "kernel": 3}
+    data: dict[str, Any] = {"name": "contract", "data": {}, "layers": [layer]}
+    for field, family in fields.items():
+        if family == component.family:
+            value: Any = spec
+        else:
+            names = registry.names(family)
+            assert names, f"no {family} is registered; the recipe round-trip needs one"
+            value = names[0]
+        (data["data"] if field == "dataset" else layer)[field] = value
+    recipe = validate_recipe(data, registry, source=f"<contract {component.name}>")
+    again = validate_recipe(tomllib.loads(recipe_toml(recipe)), registry, source="<toml>")
+    assert again == recipe, f"{_who(component)}: the recipe changes through TOML"
