@@ -45,8 +45,10 @@ def main() -> None:
             inputs.append(x)
             x = layer(x)
     print(f"threads: {torch.get_num_threads()}, batch {args.batch}")
-    print("| layer | GFLOP/batch (u + Σy·x) | unfold+GEMM img/s | conv kernels img/s | speed-up "
-          "| learn() img/s | learn() GFLOP/s |")
+    print(
+        "| layer | GFLOP/batch (u + Σy·x) | unfold+GEMM img/s | conv kernels img/s | speed-up "
+        "| learn() img/s | learn() GFLOP/s |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for index, (layer, layer_input) in enumerate(zip(network.layers, inputs, strict=True)):
         layer.train()
@@ -67,14 +69,17 @@ def main() -> None:
             patches_time = timed(via_patches, args.repeats)
             conv_time = timed(via_conv, args.repeats)
             saved = layer.weight.clone()
-            learn_time = timed(lambda layer=layer, x=layer_input: layer.learn(x, 0.0, False),
-                               args.repeats)
+            learn_time = timed(
+                lambda layer=layer, x=layer_input: layer.learn(x, 0.0, False), args.repeats
+            )
             layer.weight.copy_(saved)
             positions = layer.patches(padded).shape[0]
         flops = 2 * 2 * positions * weight.shape[0] * weight.shape[1]
-        print(f"| {index} | {flops / 1e9:.2f} | {args.batch / patches_time:.0f} | "
-              f"{args.batch / conv_time:.0f} | {patches_time / conv_time:.2f}× | "
-              f"{args.batch / learn_time:.0f} | {flops / learn_time / 1e9:.0f} |")
+        print(
+            f"| {index} | {flops / 1e9:.2f} | {args.batch / patches_time:.0f} | "
+            f"{args.batch / conv_time:.0f} | {patches_time / conv_time:.2f}× | "
+            f"{args.batch / learn_time:.0f} | {flops / learn_time / 1e9:.0f} |"
+        )
     print(f"\nrerun: {' '.join([sys.executable.split('/')[-1], *sys.argv])}")
 
 

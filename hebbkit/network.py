@@ -151,7 +151,10 @@ class HebbianLayer(nn.Module):
         channels = u_map.shape[1]
         u = u_map.permute(0, 2, 3, 1).reshape(-1, channels)
         if self.win_counts is not None:
-            self.win_counts += torch.bincount(u.argmax(1), minlength=channels)
+            # a competition may say who won (its tie-break rule); else the first maximum
+            winners = getattr(self.compete, "winners", None)
+            won = winners(u) if winners is not None else u.argmax(1)
+            self.win_counts += torch.bincount(won, minlength=channels)
         batch = HebbianBatch(
             u=u,
             y=self.compete(u),

@@ -7,16 +7,22 @@ registry, so a plugin's parameters get exactly the validation and messages ours 
 
 import copy
 import difflib
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import tomli_w
-import tomllib
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
 from hebbkit.errors import RecipeError
 from hebbkit.registry import FAMILIES, Params, Registry, unknown_name_message
+from hebbkit.search import SearchConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the tomli backport (a dependency there)
+    import tomli as tomllib
 
 
 class Section(BaseModel):
@@ -58,6 +64,12 @@ class HebbianConfig(Section):
     mode: Literal["greedy", "all-at-once"] = Field(
         "greedy", description="greedy: layer by layer, earlier layers frozen"
     )
+    diagnostics: int = Field(
+        10,
+        ge=0,
+        description="points per layer and epoch at which distinct filters, norms, rates and "
+        "winner counts are recorded (0: only at the end of each epoch)",
+    )
 
 
 class ReadoutConfig(Section):
@@ -83,7 +95,7 @@ class Recipe(Section):
     hebbian: HebbianConfig = HebbianConfig()
     layers: list[LayerConfig] = Field(min_length=1)
     readout: ReadoutConfig = ReadoutConfig()
-    search: dict[str, Any] | None = Field(
+    search: SearchConfig | None = Field(
         None, description="hyperparameter search (hebbkit tune); ignored by hebbkit run"
     )
 
@@ -375,7 +387,50 @@ def _name_first(node: Any) -> Any:
 
 
 def recipe_toml(recipe: Recipe) -> str:
-    return tomli_w.dumps(recipe_dict(recipe))
+    """The resolved recipe as TOML, each component on one line as an inline table."""
+    return dumps_recipe(recipe_dict(recipe))
+
+
+def dumps_recipe(data: dict[str, Any]) -> str:
+    """TOML for recipe-shaped data: tables of scalars, arrays of tables, inline components."""
+    lines = [f"{_key(k)} = {_inline(v)}" for k, v in data.items() if not _is_table(v)]
+    for key, value in data.items():
+        if isinstance(value, dict) and not _is_component(value):
+            lines += ["", f"[{_key(key)}]"]
+            lines += [f"{_key(k)} = {_inline(v)}" for k, v in value.items() if not _is_table(v)]
+            for sub_key, sub_value in value.items():
+                if _is_table(sub_value):
+                    lines += ["", f"[{_key(key)}.{_key(sub_key)}]"]
+                    lines += [f"{_key(k)} = {_inline(v)}" for k, v in sub_value.items()]
+        elif _is_table_array(value):
+            for item in value:
+                lines += ["", f"[[{_key(key)}]]"]
+                lines += [f"{_key(k)} = {_inline(v)}" for k, v in item.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _is_component(value: Any) -> bool:
+    return isinstance(value, dict) and "name" in value
+
+
+def _is_table(value: Any) -> bool:
+    return (isinstance(value, dict) and not _is_component(value)) or _is_table_array(value)
+
+
+def _is_table_array(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else tomli_w.dumps({key: 0})[:-5]
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_inline(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_inline(v) for v in value) + "]"
+    return tomli_w.dumps({"v": value})[4:].strip()
 
 
 def component_params(spec: Params) -> dict[str, Any]:

@@ -259,6 +259,34 @@ def accuracy(
     return correct / max(1, features.shape[0])
 
 
+class SeededDropout(nn.Module):
+    """Inverted dropout drawing its mask from its own generator.
+
+    A uniform draw compared with p is about twice as fast on CPUs as ``bernoulli_`` (the
+    mask is the read-out's largest cost), and its own generator keeps the run reproducible
+    whatever else consumes the global random stream.
+    """
+
+    def __init__(self, p: float, seed: int, device: torch.device) -> None:
+        super().__init__()
+        self.p = p
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.p
+        return x * keep * (1.0 / (1.0 - self.p))
+
+
+def adam(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """Adam, fused into one kernel where this torch build supports it."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
 @dataclass
 class ReadoutResult:
     model: nn.Module
@@ -280,10 +308,9 @@ def readout_phase(
     labels = labels.to(device)
     evaluations = {name: (x, y.to(device)) for name, (x, y) in evaluations.items()}
     torch.manual_seed(derive_seed(seed, "readout-init"))
-    model = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(features.shape[1], n_classes)).to(
-        device
-    )
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    dropout = SeededDropout(config.dropout, derive_seed(seed, "readout-dropout"), device)
+    model = nn.Sequential(dropout, nn.Linear(features.shape[1], n_classes)).to(device)
+    optimizer = adam(model, config.lr, config.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
         optimizer, step_milestones(config.epochs, config.schedule), gamma=0.5
     )

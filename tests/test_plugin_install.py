@@ -102,7 +102,7 @@ def test_new_user_writes_installs_lists_and_runs_an_initializer(
     summary = json.loads((folder / "summary.json").read_text())
     assert 0.0 <= summary["test_accuracy"] <= 1.0
     saved = (folder / "recipe.toml").read_text()
-    assert re.search(r'name = "orthogonal"\s*\n\s*radius = 25\.0', saved), saved
+    assert 'init = { name = "orthogonal", radius = 25.0 }' in saved, saved
 
 
 def test_scaffolded_plugins_install_and_pass_their_own_tests(

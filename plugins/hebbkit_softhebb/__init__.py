@@ -48,11 +48,14 @@ def register_competitions(register):
     register(
         "softkrotov",
         competition.softkrotov,
-        params=competition.SoftParams,
+        params=competition.WinnerParams,
         description="soft WTA; all but the winner anti-Hebbian (every SoftHebb CNN preset)",
     )
     register(
-        "hard", competition.hard, params=competition.SoftParams, description="y = one-hot(argmax u)"
+        "hard",
+        competition.hard,
+        params=competition.WinnerParams,
+        description="y = one-hot(argmax u)",
     )
     register(
         "hardkrotov",

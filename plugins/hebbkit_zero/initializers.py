@@ -8,14 +8,8 @@ from typing import Literal
 import torch
 from pydantic import Field
 
+from hebbkit.hadamard import SCALES, sylvester_hadamard
 from hebbkit.registry import Params
-
-#: Hadamard scale conventions, as functions of m = ceil(log2 c_out).
-SCALES = {
-    "paper": lambda m: 2.0 ** (-(m - 1) / 2),  # the ZerO paper's text
-    "orthonormal": lambda m: 2.0 ** (-m / 2),  # ZerO's public code
-    "study": lambda m: 2.0 ** (-m / 2) * 2.0 ** (-(m - 1) / 2),  # what the study's code ran
-}
 
 
 class ZerOParams(Params):
@@ -26,16 +20,6 @@ class ZerOParams(Params):
 
 class RandomBinaryParams(Params):
     p: float = Field(0.5, gt=0, le=1, description="probability of a 1")
-
-
-def sylvester_hadamard(size: int) -> torch.Tensor:
-    """The Sylvester Hadamard matrix of ``size`` = 2^m (±1 entries)."""
-    if size < 1 or size & (size - 1):
-        raise ValueError(f"Hadamard size must be a power of two, got {size}")
-    h = torch.ones(1, 1)
-    while h.shape[0] < size:
-        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
-    return h
 
 
 def zero_matrix(c_out: int, c_in: int, scale: str) -> torch.Tensor:

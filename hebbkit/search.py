@@ -1,0 +1,683 @@
+"""Hyperparameter searches described in a recipe's ``[search]`` table (no Ray here).
+
+A search space maps dotted recipe paths (the syntax of ``-s`` overrides, ``layers.*.x`` and
+list indices included) to a distribution::
+
+    [search.space]
+    "layers.0.plasticity.lr" = { loguniform = [0.001, 0.1] }
+    "layers.0.kernel" = { randint = [1, 6] }            # both ends included
+    "layers.0.activation.name" = { choice = ["softmax", "repu", "triangle"] }
+
+    [search.space."layers.0.activation.power"]    # only applied when the condition holds
+    uniform = [0.1, 10]
+    when = { "layers.0.activation.name" = ["repu", "triangle"] }
+
+A trial is the recipe with one ``path=value`` override per searched path, validated exactly
+as ``hebbkit run -s`` would. This module parses and checks spaces, samples them for
+``--dry-run``, turns sampled values into trial recipes, and is what :mod:`hebbkit.tune` (the
+Ray adapter) builds on.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import importlib.util
+import itertools
+import json
+import math
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import numpy as np
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+
+from hebbkit.errors import HebbkitError, RecipeError
+
+if TYPE_CHECKING:
+    from hebbkit.recipe import Recipe
+    from hebbkit.registry import Registry
+
+#: Distributions a searched path can take, and what each one's value is.
+DISTRIBUTIONS: dict[str, str] = {
+    "choice": "a list of values, one drawn per trial",
+    "grid": "a list of values, every one tried (crossed with the other grid paths)",
+    "uniform": "[low, high]: a float drawn uniformly",
+    "loguniform": "[low, high]: a float drawn uniformly in log space (low > 0)",
+    "randint": "[low, high]: an integer, both ends included",
+    "quniform": "[low, high, q]: a float drawn uniformly, rounded to a multiple of q",
+}
+FINITE = ("choice", "grid", "randint")
+
+#: What a trial reports after each read-out epoch, and so what a search can select on.
+Metric = Literal["validation_accuracy", "test_accuracy", "train_loss", "train_running_accuracy"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Dimension(_Strict):
+    """One searched path: a distribution, and an optional condition on other paths."""
+
+    kind: Literal["choice", "grid", "uniform", "loguniform", "randint", "quniform"]
+    args: list[Any]
+    when: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @model_serializer
+    def _as_toml(self) -> dict[str, Any]:
+        # Written back in the form it is read, so a dumped recipe loads again.
+        table: dict[str, Any] = {self.kind: list(self.args)}
+        if self.when:
+            table["when"] = {key: list(values) for key, values in self.when.items()}
+        return table
+
+    @property
+    def finite(self) -> bool:
+        return self.kind in FINITE
+
+    @property
+    def values(self) -> list[Any]:
+        """Every value of a finite dimension."""
+        if self.kind == "randint":
+            return list(range(self.args[0], self.args[1] + 1))
+        if self.kind in ("choice", "grid"):
+            return list(self.args)
+        raise ValueError(f"a {self.kind} dimension has no finite list of values")
+
+    @property
+    def encoded(self) -> bool:
+        """Whether its values travel as TOML text (tables and lists: search libraries such
+        as Optuna only take scalars as categories)."""
+        return self.kind in ("choice", "grid") and any(
+            isinstance(value, (dict, list)) for value in self.args
+        )
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        low, high = ([*self.args, None, None])[:2]
+        if self.kind in ("choice", "grid"):
+            return copy.deepcopy(self.args[int(rng.integers(len(self.args)))])
+        if self.kind == "uniform":
+            return float(rng.uniform(low, high))
+        if self.kind == "loguniform":
+            return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+        if self.kind == "randint":
+            return int(rng.integers(low, high + 1))
+        return quantize(float(rng.uniform(low, high)), self.args[2])
+
+
+def quantize(value: float, q: float) -> float:
+    # round() on the quotient, then trim float noise (0.30000000000000004 -> 0.3)
+    return float(np.round(np.round(value / q) * q, 12))
+
+
+class SchedulerConfig(_Strict):
+    name: Literal["fifo", "asha"] = Field(
+        "fifo", description="fifo runs every trial to the end; asha stops bad trials early"
+    )
+    grace_period: int = Field(
+        1, gt=0, description="asha: read-out epochs every trial runs before it can be stopped"
+    )
+    max_t: int | None = Field(
+        None, gt=0, description="asha: read-out epochs of a full trial (default readout.epochs)"
+    )
+    reduction_factor: float = Field(3.0, gt=1, description="asha: keep 1/factor at each rung")
+
+    @model_validator(mode="after")
+    def _asha_only(self) -> SchedulerConfig:
+        # compared with the defaults, not the keys given: a dumped fifo table has them all
+        extra = [
+            key
+            for key in ("grace_period", "max_t", "reduction_factor")
+            if getattr(self, key) != type(self).model_fields[key].default
+        ]
+        if self.name == "fifo" and extra:
+            raise ValueError(
+                f"{', '.join(sorted(extra))} only apply to the asha scheduler, not fifo"
+            )
+        if self.max_t is not None and self.grace_period > self.max_t:
+            raise ValueError(f"grace_period {self.grace_period} is more than max_t {self.max_t}")
+        return self
+
+
+def _scheduler_shorthand(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+class SearchConfig(_Strict):
+    """The ``[search]`` table of a recipe (used by ``hebbkit tune``, ignored by ``run``)."""
+
+    metric: Metric = Field("validation_accuracy", description="read-out metric that ranks trials")
+    mode: Literal["max", "min"] | None = Field(
+        None, description="max or min; default min for a loss, else max"
+    )
+    num_samples: int | None = Field(
+        None,
+        gt=0,
+        description="trials to sample (random, optuna; default 10); repetitions of the grid "
+        "(grid; default 1)",
+    )
+    algorithm: Literal["random", "grid", "optuna"] = Field(
+        "random", description="random sampling, an exhaustive grid, or Optuna's TPE"
+    )
+    scheduler: Annotated[SchedulerConfig, BeforeValidator(_scheduler_shorthand)] = Field(
+        default_factory=SchedulerConfig
+    )
+    seed: int | None = Field(None, ge=0, description="seed of the sampler (random, optuna)")
+    cpus_per_trial: float = Field(1.0, gt=0, description="overridden by --cpus-per-trial")
+    gpus_per_trial: float = Field(0.0, ge=0, description="overridden by --gpus-per-trial")
+    max_concurrent: int | None = Field(None, gt=0, description="overridden by --max-concurrent")
+    space: dict[str, Dimension] = Field(description="dotted recipe path -> distribution")
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _parse_space(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError(
+                'expected a table of dotted recipe paths, e.g. "layers.0.kernel" = '
+                "{ randint = [1, 6] }"
+            )
+        problems: list[str] = []
+        space = {path: _parse_dimension(path, table, problems) for path, table in _leaves(value)}
+        if not space and not problems:
+            problems.append("the space is empty; search at least one recipe path")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return space
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SearchConfig:
+        if self.mode is None:
+            self.mode = "min" if self.metric.endswith("loss") else "max"
+        if self.num_samples is None:
+            self.num_samples = 1 if self.algorithm == "grid" else 10
+        problems = []
+        for path, dim in self.space.items():
+            for other in dim.when:
+                if other not in self.space:
+                    problems.append(
+                        f"{path!r}: when refers to {other!r}, which is not a searched path"
+                        f"{_close(other, list(self.space))}"
+                    )
+                elif other == path:
+                    problems.append(f"{path!r}: when refers to the path itself")
+                elif not self.space[other].finite:
+                    problems.append(
+                        f"{path!r}: when refers to {other!r}, a {self.space[other].kind} "
+                        "dimension; conditions need a choice, grid or randint"
+                    )
+            if self.algorithm == "grid" and not dim.finite:
+                problems.append(
+                    f"{path!r}: algorithm grid tries every value, so {dim.kind} is not possible; "
+                    "use choice, grid or randint, or algorithm random"
+                )
+            if self.algorithm == "optuna" and dim.kind == "grid":
+                problems.append(
+                    f"{path!r}: algorithm optuna does not take grid; use choice (TPE picks "
+                    "values), or algorithm random / grid"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def maximize(self) -> bool:
+        return self.mode == "max"
+
+    def order(self) -> list[str]:
+        """Searched paths in the order their overrides apply: whole tables and component
+        names first (setting a name clears the old component's parameters)."""
+        paths = list(self.space)
+        return sorted(
+            paths,
+            key=lambda p: (p.count("."), not p.endswith(".name"), paths.index(p)),
+        )
+
+    def trial_count(self) -> int:
+        """How many trials the search runs."""
+        grid = math.prod(len(self.space[p].values) for p in self.enumerated())
+        return self.num_samples * grid
+
+    def enumerated(self) -> list[str]:
+        """Paths whose every value is tried (the grid), in space order."""
+        if self.algorithm == "grid":
+            return list(self.space)
+        if self.algorithm == "optuna":
+            return []
+        return [p for p, dim in self.space.items() if dim.kind == "grid"]
+
+
+def _leaves(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Flatten ``[search.space]``: TOML turns an unquoted ``layers.0.kernel`` key into nested
+    tables, so descend until a table names a distribution."""
+    leaves = []
+    for key, value in table.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        nested = (
+            isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values())
+        )
+        if nested and not (set(value) & {*DISTRIBUTIONS, "when"}):
+            leaves.extend(_leaves(value, path))
+        else:
+            leaves.append((path, value))
+    return leaves
+
+
+def _parse_dimension(path: str, table: Any, problems: list[str]) -> Any:
+    kinds = ", ".join(DISTRIBUTIONS)
+    if not isinstance(table, dict):
+        problems.append(
+            f"{path!r} = {_short(table)}: expected a distribution table such as "
+            f"{{ choice = [...] }} (one of {kinds})"
+        )
+        return None
+    unknown = [k for k in table if k not in DISTRIBUTIONS and k != "when"]
+    for key in unknown:
+        problems.append(f"{path!r}: unknown key {key!r}{_close(key, [*DISTRIBUTIONS, 'when'])}")
+    found = [k for k in table if k in DISTRIBUTIONS]
+    if len(found) != 1:
+        if not unknown:
+            problems.append(
+                f"{path!r}: give exactly one distribution ({kinds}), not "
+                f"{', '.join(found) or 'none'}"
+            )
+        return None
+    kind = found[0]
+    args = table[kind]
+    problem = _check_args(kind, args)
+    when = table.get("when", {})
+    if "when" in table and (not isinstance(when, dict) or not when):
+        problem = problem or (
+            'when must be a table of searched paths and values, e.g. when = { "layers.0.'
+            'activation.name" = ["repu", "triangle"] }'
+        )
+    if problem:
+        problems.append(f"{path!r}: {problem}")
+        return None
+    when = {str(k): (list(v) if isinstance(v, list) else [v]) for k, v in when.items()}
+    return {"kind": kind, "args": list(args), "when": when}
+
+
+def _check_args(kind: str, args: Any) -> str | None:
+    if kind in ("choice", "grid"):
+        if not isinstance(args, list) or not args:
+            return f"{kind} needs a non-empty list of values, e.g. {kind} = [1, 2, 3]"
+        return None
+    size = 3 if kind == "quniform" else 2
+    shape = "[low, high, q]" if size == 3 else "[low, high]"
+    numbers = isinstance(args, list) and all(
+        isinstance(a, (int, float)) and not isinstance(a, bool) for a in args
+    )
+    if not numbers or len(args) != size:
+        return f"{kind} needs {shape}, got {_short(args)}"
+    if kind == "randint":
+        if not all(isinstance(a, int) for a in args):
+            return f"randint needs whole numbers {shape}, got {_short(args)}"
+        if args[0] > args[1]:
+            return f"randint low {args[0]} is more than high {args[1]}"
+        return None
+    if not all(math.isfinite(a) for a in args):
+        return f"{kind} needs finite numbers, got {_short(args)}"
+    if args[0] >= args[1]:
+        return f"{kind} low {args[0]} must be less than high {args[1]}"
+    if kind == "loguniform" and args[0] <= 0:
+        return f"loguniform needs low > 0, got {args[0]}"
+    if kind == "quniform" and args[2] <= 0:
+        return f"quniform needs q > 0, got {args[2]}"
+    return None
+
+
+def _close(word: str, options: list[str]) -> str:
+    match = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _short(value: Any) -> str:
+    text = toml_inline(value) if _tomlable(value) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _tomlable(value: Any) -> bool:
+    try:
+        toml_inline(value)
+    except TypeError:
+        return False
+    return True
+
+
+# --- values as TOML text ------------------------------------------------------------------
+
+
+def display(value: Any) -> str:
+    """A sampled value for a console table: short numbers, tables as ``name k=v``."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        parts = [str(value["name"])] if "name" in value else []
+        parts += [f"{k}={display(v)}" for k, v in value.items() if k != "name"]
+        return " ".join(parts)
+    return toml_inline(value) if _tomlable(value) else repr(value)
+
+
+def short_names(paths: list[str]) -> dict[str, str]:
+    """The shortest dotted suffix of each path that no other path ends with (table headers)."""
+    names = {}
+    for path in paths:
+        parts = path.split(".")
+        # "name" alone says nothing: start from "activation.name"
+        for size in range(2 if parts[-1] == "name" else 1, len(parts) + 1):
+            suffix = ".".join(parts[-size:])
+            clash = any(o != path and (o == suffix or o.endswith("." + suffix)) for o in paths)
+            if not clash:
+                break
+        names[path] = suffix
+    return names
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def toml_inline(value: Any) -> str:
+    """``value`` as one line of TOML (what ``-s path=VALUE`` takes)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_inline(v) for v in value) + "]"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = (
+            f"{k if _BARE_KEY.match(str(k)) else json.dumps(str(k))} = {toml_inline(v)}"
+            for k, v in value.items()
+        )
+        return "{ " + ", ".join(items) + " }"
+    raise TypeError(f"{type(value).__name__} is not a TOML value")
+
+
+def encode(dim: Dimension, value: Any) -> Any:
+    return toml_inline(value) if dim.encoded else value
+
+
+def decode(search: SearchConfig, config: dict[str, Any]) -> dict[str, Any]:
+    """Sampled values of a search library's config (TOML text back to tables)."""
+    from hebbkit.recipe import parse_value
+
+    values = {}
+    for path, dim in search.space.items():
+        value = config[path]
+        values[path] = parse_value(value) if dim.encoded and isinstance(value, str) else value
+    return values
+
+
+# --- from sampled values to a trial recipe ---------------------------------------------------
+
+
+def active(search: SearchConfig, values: dict[str, Any]) -> dict[str, Any]:
+    """The sampled values whose ``when`` conditions hold; the others are not applied."""
+    return {
+        path: values[path]
+        for path, dim in search.space.items()
+        if all(values.get(other) in allowed for other, allowed in dim.when.items())
+    }
+
+
+def overrides_for(search: SearchConfig, values: dict[str, Any]) -> list[str]:
+    """``path=VALUE`` overrides of a trial, in the order they apply."""
+    chosen = active(search, values)
+    return [f"{path}={toml_inline(chosen[path])}" for path in search.order() if path in chosen]
+
+
+def shell_overrides(search: SearchConfig, values: dict[str, Any]) -> str:
+    """The trial's overrides as ``hebbkit run`` flags."""
+    return " ".join(f"-s {shlex.quote(o)}" for o in overrides_for(search, values))
+
+
+def trial_data(
+    base: dict[str, Any], search: SearchConfig, values: dict[str, Any]
+) -> dict[str, Any]:
+    """The plain recipe data of one trial: the base, its overrides, no ``[search]``."""
+    from hebbkit.recipe import apply_overrides
+
+    data = {k: v for k, v in base.items() if k != "search"}
+    return apply_overrides(data, overrides_for(search, values))
+
+
+def trial_recipe(
+    base: dict[str, Any],
+    search: SearchConfig,
+    values: dict[str, Any],
+    registry: Registry,
+    source: str = "<trial>",
+) -> Recipe:
+    from hebbkit.recipe import validate_recipe
+
+    return validate_recipe(trial_data(base, search, values), registry, source=source)
+
+
+# --- planning: load, check paths, sample -------------------------------------------------
+
+
+@dataclass
+class SearchPlan:
+    """A recipe with a ``[search]`` table, checked and ready to run or sample."""
+
+    source: str
+    #: the recipe data as written (overrides applied), without ``[search]``
+    base: dict[str, Any]
+    search: SearchConfig
+    name: str
+    readout_epochs: int
+
+    def search_toml(self) -> str:
+        """The whole recipe, ``[search]`` included, as the search ran it."""
+        import tomli_w
+
+        return tomli_w.dumps({**self.base, "search": self.search.model_dump(exclude_none=True)})
+
+
+def load_plan(
+    path: Path | str,
+    overrides: list[str] | None,
+    registry: Registry,
+    *,
+    num_samples: int | None = None,
+) -> SearchPlan:
+    """Read a recipe, require its ``[search]`` table and check every searched path."""
+    from hebbkit.recipe import apply_overrides, read_toml, validate_recipe
+
+    data = apply_overrides(read_toml(Path(path)), overrides or [])
+    if num_samples is not None:
+        if num_samples < 1:
+            raise RecipeError(f"--num-samples {num_samples}: give 1 or more.")
+        data.setdefault("search", {})
+        if isinstance(data["search"], dict):
+            data["search"]["num_samples"] = num_samples
+    recipe = validate_recipe(data, registry, source=str(path))
+    if recipe.search is None:
+        raise RecipeError(
+            f"Recipe {path} has no search table, so there is nothing to tune. Add a table "
+            'search.space of dotted recipe paths, e.g. "layers.0.plasticity.lr" = '
+            "{ loguniform = [0.001, 0.1] } (see recipes/mnist_zero_search.toml), or use "
+            "hebbkit run for a single run."
+        )
+    search = recipe.search
+    base = {k: v for k, v in data.items() if k != "search"}
+    check_paths(base, search, registry, str(path))
+    if search.metric == "validation_accuracy" and recipe.data.validation <= 0:
+        searched = "data.validation" in search.space
+        if not searched:
+            raise RecipeError(
+                f'{path}: search.metric = "validation_accuracy" needs a validation split, but '
+                "data.validation is 0. Set data.validation (a fraction such as 0.1, or a "
+                'number of images such as 5000), or select on search.metric = "test_accuracy" '
+                "(which makes the test set part of the tuning)."
+            )
+    if search.algorithm == "optuna" and importlib.util.find_spec("optuna") is None:
+        raise HebbkitError(
+            'search.algorithm = "optuna" needs the optuna package, which is not installed. '
+            "Install it with: pip install 'hebbkit[optuna]' (or choose algorithm random / grid)."
+        )
+    return SearchPlan(
+        source=str(path),
+        base=base,
+        search=search,
+        name=recipe.name,
+        readout_epochs=recipe.readout.epochs,
+    )
+
+
+def check_paths(
+    base: dict[str, Any], search: SearchConfig, registry: Registry, source: str
+) -> None:
+    """Every searched path must name a key of the recipe (with defaults filled in).
+
+    A path guarded by ``when`` is looked up with its condition's first value applied, so a
+    parameter of a component that is only sometimes chosen is found.
+    """
+    from hebbkit.recipe import apply_overrides, validate_recipe
+
+    problems = []
+    resolved: dict[str, Any] = {}
+    for path, dim in search.space.items():
+        if path == "search" or path.startswith("search."):
+            problems.append(f"{path!r}: the search cannot search itself")
+            continue
+        condition = tuple(sorted((k, toml_inline(v[0])) for k, v in dim.when.items()))
+        if condition not in resolved:
+            try:
+                data = apply_overrides(base, [f"{k}={v}" for k, v in condition])
+                recipe = validate_recipe(data, registry, source=source)
+            except RecipeError as error:
+                problems.append(f"{path!r}: its when condition makes the recipe invalid: {error}")
+                continue
+            # warnings off: pydantic warns about unvalidated component defaults here
+            resolved[condition] = recipe.model_dump(mode="json", exclude={"search"}, warnings=False)
+        problem = _missing(resolved[condition], path)
+        if problem:
+            problems.append(f"{path!r} does not exist in the recipe: {problem}")
+    if problems:
+        raise RecipeError(
+            f"Invalid search space in {source} ({len(problems)} "
+            f"problem{'s' if len(problems) > 1 else ''}):\n  search.space."
+            + "\n  search.space.".join(problems)
+        )
+
+
+def _missing(data: Any, path: str) -> str | None:
+    nodes = [data]
+    done: list[str] = []
+    for part in path.split("."):
+        where = ".".join(done) or "the recipe"
+        following = []
+        for node in nodes:
+            if isinstance(node, list):
+                if part == "*":
+                    following.extend(node)
+                elif part.isdigit() and int(part) < len(node):
+                    following.append(node[int(part)])
+                else:
+                    return (
+                        f"{where} is a list of {len(node)}; use an index 0..{len(node) - 1} or "
+                        f"'*', not {part!r}"
+                    )
+            elif isinstance(node, dict):
+                if part not in node:
+                    return f"{where} has no key {part!r}{_close(part, list(node))}"
+                following.append(node[part])
+            else:
+                return f"{where} is a value, not a table"
+        nodes = following
+        done.append(part)
+    return None
+
+
+@dataclass
+class Sample:
+    """One sampled configuration and whether its recipe is valid."""
+
+    index: int
+    values: dict[str, Any]
+    error: str | None = None
+
+
+def sample_configs(search: SearchConfig, seed: int | None = None) -> list[dict[str, Any]]:
+    """Every trial's values, as random/grid search would draw them (dry run, pre-flight).
+
+    Grid paths are crossed; the other paths are drawn per trial. Optuna picks its own
+    points as it learns; a dry run draws them at random.
+    """
+    rng = np.random.default_rng(search.seed if seed is None else seed)
+    grid_paths = search.enumerated()
+    points = list(itertools.product(*(search.space[p].values for p in grid_paths)))
+    configs = []
+    for _ in range(search.num_samples):
+        for point in points:
+            values = dict(zip(grid_paths, copy.deepcopy(point), strict=True))
+            for path, dim in search.space.items():
+                if path not in values:
+                    values[path] = dim.sample(rng)
+            configs.append({path: values[path] for path in search.space})
+    return configs
+
+
+def dry_run(plan: SearchPlan, registry: Registry, seed: int | None = None) -> list[Sample]:
+    """Sample every trial's configuration and validate its recipe (no training, no Ray)."""
+    samples = []
+    for index, values in enumerate(sample_configs(plan.search, seed)):
+        sample = Sample(index, values)
+        try:
+            trial_recipe(plan.base, plan.search, values, registry, source=f"trial {index}")
+        except RecipeError as error:
+            sample.error = _condition_hint(str(error), plan.search)
+        samples.append(sample)
+    return samples
+
+
+def _condition_hint(message: str, search: SearchConfig) -> str:
+    if "unknown key" in message and not any(dim.when for dim in search.space.values()):
+        return message + (
+            "\n  A parameter that only some components have (e.g. power for repu/triangle, "
+            'not softmax) needs a condition: when = { "layers.0.activation.name" = '
+            '["repu", "triangle"] }.'
+        )
+    return message
+
+
+def invalid_samples_error(plan: SearchPlan, samples: list[Sample]) -> RecipeError:
+    bad = [s for s in samples if s.error]
+    shown = "\n".join(
+        f"trial {s.index} ({', '.join(overrides_for(plan.search, s.values))}):\n  "
+        + s.error.split("\n", 1)[-1].strip()  # type: ignore[union-attr]
+        for s in bad[:5]
+    )
+    more = f"\n... and {len(bad) - 5} more." if len(bad) > 5 else ""
+    return RecipeError(
+        f"{len(bad)} of {len(samples)} sampled configurations of {plan.source} are not valid "
+        f"recipes:\n{shown}{more}\nNarrow the ranges of search.space (or add when conditions) "
+        "so that every value is valid; hebbkit tune --dry-run shows the samples."
+    )

@@ -1,0 +1,248 @@
+"""Real searches on a local Ray (2 CPUs, no dashboard) over a small MNIST subset.
+
+The subset (500 training, 200 validation, 500 test images, 4 channels, 2 read-out epochs)
+keeps a trial at a few seconds; the whole module takes about a minute and a half.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+import tomli_w
+import torch
+from typer.testing import CliRunner
+
+from hebbkit.cli import app
+from tests.conftest import REPO, TINY_RECIPE
+
+ray = pytest.importorskip("ray")
+
+pytestmark = [pytest.mark.ray, pytest.mark.integration]
+
+runner = CliRunner()
+DATA = REPO / "data"
+
+
+def small_recipe(space: dict[str, Any], readout_epochs: int = 2, **search: Any) -> dict[str, Any]:
+    data = copy.deepcopy(TINY_RECIPE)
+    data["data"].update(train_subset=500, test_subset=500, validation=200)
+    data["hebbian"]["batch_size"] = 32
+    data["readout"] = {"epochs": readout_epochs, "batch_size": 32}
+    data["search"] = {**search, "space": space}
+    return data
+
+
+def write(folder: Path, data: dict[str, Any], name: str = "recipe.toml") -> Path:
+    path = folder / name
+    path.write_text(tomli_w.dumps(data))
+    return path
+
+
+def tune(recipe: Path, out: Path, *extra: str) -> Any:
+    args = ["tune", str(recipe), "--out", str(out), "--data-root", str(DATA), "--offline"]
+    return runner.invoke(app, [*args, *extra])
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """One Ray for the module; ``hebbkit tune --address local`` joins it, as in a notebook."""
+    temp = tempfile.mkdtemp(prefix="hkray", dir="/tmp")  # Ray's socket paths must stay short
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _temp_dir=temp,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+    )
+    yield
+    ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Run as a trial with --cpus-per-trial 1 ran (same threads, bit-identical numbers)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_search_records_trials_failures_and_a_reproducible_best(
+    tmp_path: Path, local_ray: None, one_thread: None
+) -> None:
+    # kernel 40 does not fit a 28x28 image (+2 padding): those trials raise, the search goes on
+    space = {"layers.0.kernel": {"grid": [3, 40]}, "seed": {"grid": [0, 1]}}
+    recipe = write(tmp_path, small_recipe(space, algorithm="grid"))
+    out = tmp_path / "search"
+    result = tune(recipe, out, "--cpus-per-trial", "1")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+
+    frame = pl.read_parquet(out / "trials.parquet")
+    assert frame.height == 4
+    assert pl.read_csv(out / "trials.csv").height == 4
+    assert frame["status"].to_list() == ["ok", "ok", "failed", "failed"]
+    ok = frame.filter(pl.col("status") == "ok")
+    assert ok["layers.0.kernel"].to_list() == [3, 3]
+    assert sorted(ok["seed"].to_list()) == [0, 1]
+    accuracies = ok["last_validation_accuracy"].to_list()
+    assert accuracies == sorted(accuracies, reverse=True)  # best first
+    assert ok["epochs"].to_list() == [2, 2]
+    for folder in ok["run_folder"]:
+        assert (Path(folder) / "summary.json").exists()
+    failed = frame.filter(pl.col("status") == "failed")
+    assert failed["layers.0.kernel"].to_list() == [40, 40]
+    for error in failed["error"]:
+        assert error.startswith("RuntimeError:") and "Kernel size" in error
+    assert (out / "report.png").exists() and (out / "seeds.csv").exists()
+    assert "mean ± std over seeds" in result.stdout
+
+    # best.toml is a plain recipe; hebbkit run reproduces the best trial's numbers exactly
+    best = frame.row(0, named=True)
+    assert "[search" not in (out / "best.toml").read_text()
+    rerun = tmp_path / "rerun"
+    args = ["run", str(out / "best.toml"), "--out", str(rerun), "--data-root", str(DATA), "-q"]
+    assert runner.invoke(app, args).exit_code == 0
+    summary = json.loads((rerun / "summary.json").read_text())
+    assert summary["seed"] == best["seed"]
+    assert summary["validation_accuracy"] == best["validation_accuracy"]
+    assert summary["test_accuracy"] == best["test_accuracy"]
+
+    # tune-report rebuilds the same table from the files alone
+    report = runner.invoke(app, ["tune-report", str(out)])
+    assert report.exit_code == 0, report.output
+    assert "4 trials: 2 failed, 2 ok." in report.stdout
+
+
+def test_asha_stops_trials_early_and_keeps_their_folders(tmp_path: Path, local_ray: None) -> None:
+    # One at a time, a good rate first: at the first rung the hopeless rate (1e-6) trails
+    # the recorded result, and ASHA stops it after one of its three read-out epochs.
+    space = {"readout.lr": {"grid": [1e-2, 1e-6]}}
+    scheduler = {"name": "asha", "grace_period": 1, "max_t": 3, "reduction_factor": 2}
+    data = small_recipe(space, readout_epochs=3, algorithm="grid", scheduler=scheduler)
+    out = tmp_path / "search"
+    result = tune(write(tmp_path, data), out, "--max-concurrent", "1")
+    assert result.exit_code == 0, result.output
+    frame = pl.read_parquet(out / "trials.parquet")
+    assert frame["status"].to_list() == ["ok", "stopped"]
+    assert frame["readout.lr"].to_list() == [1e-2, 1e-6]
+    assert frame["epochs"].to_list() == [3, 1]
+    ok, stopped = (Path(folder) for folder in frame["run_folder"])
+    assert (ok / "summary.json").exists()
+    # the stopped trial's partial run folder is kept, named for what happened to it
+    assert stopped.name.endswith(".stopped") and (stopped / "stopped.txt").exists()
+    assert (stopped / "metrics.parquet").exists()
+    assert "best.toml" in result.stdout
+
+
+def test_optuna_with_conditional_parameters(tmp_path: Path, local_ray: None) -> None:
+    pytest.importorskip("optuna")
+    name = "layers.0.activation.name"
+    space = {
+        name: {"choice": ["softmax", "triangle"]},
+        "layers.0.activation.power": {"uniform": [0.5, 2.0], "when": {name: "triangle"}},
+        "layers.0.activation.t_invert": {"loguniform": [0.1, 10], "when": {name: "softmax"}},
+    }
+    data = small_recipe(space, readout_epochs=1, algorithm="optuna", num_samples=2, seed=0)
+    out = tmp_path / "search"
+    result = tune(write(tmp_path, data), out)
+    assert result.exit_code == 0, result.output
+    frame = pl.read_parquet(out / "trials.parquet")
+    assert frame["status"].to_list() == ["ok", "ok"]
+    for row in frame.iter_rows(named=True):  # exactly the parameter of the chosen activation
+        power, t_invert = row["layers.0.activation.power"], row["layers.0.activation.t_invert"]
+        assert (power is None) == (row[name] == "softmax") and (t_invert is None) != (power is None)
+
+
+def test_interrupted_search_resumes_without_repeating_finished_trials(
+    tmp_path: Path, local_ray: None
+) -> None:
+    space = {"seed": {"grid": [0, 1, 2]}}
+    recipe = write(tmp_path, small_recipe(space, algorithm="grid"))
+    out = tmp_path / "search"
+    ray_temp = tempfile.mkdtemp(prefix="hkrt", dir="/tmp")
+    command = [sys.executable, "-c", "from hebbkit.cli import main; main()", "tune", str(recipe)]
+    command += ["--out", str(out), "--data-root", str(DATA), "--offline", "--max-concurrent", "1"]
+    command += ["--ray-temp", ray_temp]
+    # Ctrl-C as soon as the first trial has written its run folder
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not list(out.glob("trials/*/summary.json")):
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "no trial finished in time"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=120)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        shutil.rmtree(ray_temp, ignore_errors=True)
+    assert process.returncode == 130, output
+    assert "--resume" in output
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("trials/*/summary.json")}
+    before = pl.read_parquet(out / "trials.parquet")
+    assert before.filter(pl.col("status") == "ok").height >= 1
+    assert before.filter(pl.col("status") == "ok").height < 3
+
+    result = tune(recipe, out, "--resume")
+    assert result.exit_code == 0, result.output
+    frame = pl.read_parquet(out / "trials.parquet")
+    assert frame["status"].to_list() == ["ok", "ok", "ok"]
+    assert sorted(frame["seed"].to_list()) == [0, 1, 2]
+    for trial_id, mtime in finished.items():  # finished trials were not trained again
+        assert (out / "trials" / trial_id / "summary.json").stat().st_mtime_ns == mtime
+    assert len(list((out / "trials").iterdir())) == 3  # no leftovers of interrupted attempts
+
+
+def test_resume_refuses_a_different_recipe(tmp_path: Path, local_ray: None) -> None:
+    data = small_recipe({"seed": {"grid": [0]}}, algorithm="grid")
+    recipe = write(tmp_path, data)
+    out = tmp_path / "search"
+    out.mkdir()
+    from hebbkit.plugins import get_registry
+    from hebbkit.search import load_plan
+
+    (out / "search.toml").write_text(load_plan(recipe, [], get_registry()).search_toml())
+    result = tune(recipe, out, "--resume", "-s", "readout.epochs=3")
+    assert result.exit_code == 2
+    assert "the recipe differs" in result.output and "readout.epochs" in result.output
+    again = tune(recipe, out)
+    assert again.exit_code == 2 and "already exists" in again.output
+    nowhere = tune(recipe, tmp_path / "nowhere", "--resume")
+    assert nowhere.exit_code == 2 and "holds no search.toml" in nowhere.output
+
+
+def test_setup_errors_exit_2(tmp_path: Path, local_ray: None) -> None:
+    recipe = write(tmp_path, small_recipe({"seed": {"grid": [0]}}, algorithm="grid"))
+    bad = tune(recipe, tmp_path / "a", "--address", "somewhere")
+    assert bad.exit_code == 2 and "use local, auto, ray://HOST:PORT" in bad.output
+    many = tune(recipe, tmp_path / "b", "--cpus-per-trial", "64")
+    assert many.exit_code == 2 and "more than the 2 CPUs" in many.output
+    if not torch.cuda.is_available():
+        gpu = tune(recipe, tmp_path / "c", "--gpus-per-trial", "0.25")
+        assert gpu.exit_code == 2 and "sees none" in gpu.output
+    cuda = tune(recipe, tmp_path / "d", "--device", "cuda")
+    assert cuda.exit_code == 2 and "--gpus-per-trial > 0" in cuda.output
+
+
+def test_ray_temp_must_keep_socket_paths_short() -> None:
+    from hebbkit.tune import TuneSetupError, check_ray_temp
+
+    check_ray_temp(Path("/tmp/ray"))
+    with pytest.raises(TuneSetupError, match="--ray-temp"):
+        check_ray_temp(Path("/tmp") / ("x" * 60))
