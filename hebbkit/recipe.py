@@ -152,7 +152,11 @@ def recipe_model(registry: Registry) -> type[Recipe]:
         for field_name, family in fields.items():
             default = section.model_fields[field_name].default
             kind = _component_type(registry, family)
-            overrides[field_name] = (kind, ... if default is None else _shorthand(default))
+            # defaults are validated too, so they become component models like given values
+            overrides[field_name] = (
+                kind,
+                ... if default is None else Field(_shorthand(default), validate_default=True),
+            )
         sections[section] = create_model(section.__name__, __base__=section, **overrides)
     return create_model(
         "Recipe",
