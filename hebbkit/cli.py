@@ -45,6 +45,18 @@ SetOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+DataRootOption = Annotated[
+    Path | None,
+    typer.Option("--data-root", help="dataset folder (default: $HEBBKIT_DATA, else ./data)"),
+]
+DeviceOption = Annotated[
+    str | None,
+    typer.Option("--device", help="cpu or cuda (default: $HEBBKIT_DEVICE, else cpu)"),
+]
+OfflineOption = Annotated[
+    bool, typer.Option("--offline", help="never download data (also HEBBKIT_OFFLINE=1)")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
 
 
 def user_errors(command: F) -> F:
@@ -87,21 +99,13 @@ def run(
         Path | None,
         typer.Option("--out", help="run folder (default runs/<recipe name>/<timestamp>)"),
     ] = None,
-    data_root: Annotated[
-        Path | None,
-        typer.Option("--data-root", help="dataset folder (default: $HEBBKIT_DATA, else ./data)"),
-    ] = None,
-    device: Annotated[
-        str | None,
-        typer.Option("--device", help="cpu or cuda (default: $HEBBKIT_DEVICE, else cpu)"),
-    ] = None,
-    offline: Annotated[
-        bool, typer.Option("--offline", help="never download data (also HEBBKIT_OFFLINE=1)")
-    ] = False,
+    data_root: DataRootOption = None,
+    device: DeviceOption = None,
+    offline: OfflineOption = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="replace --out if it exists, once the run succeeded")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Train and evaluate one recipe; write its run folder."""
     from hebbkit import data

@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from hebbkit.cli import SetOption, app, err, out, user_errors
+from hebbkit.cli import (
+    DataRootOption,
+    DeviceOption,
+    OfflineOption,
+    QuietOption,
+    SetOption,
+    app,
+    err,
+    out,
+    user_errors,
+)
 from hebbkit.errors import HebbkitError, RunFolderError
 
 if TYPE_CHECKING:
@@ -63,21 +73,13 @@ def grid_command(
     max_concurrent: Annotated[
         int | None, typer.Option("--max-concurrent", help="with --address: runs at once")
     ] = None,
-    data_root: Annotated[
-        Path | None,
-        typer.Option("--data-root", help="dataset folder (default: $HEBBKIT_DATA, else ./data)"),
-    ] = None,
-    device: Annotated[
-        str | None,
-        typer.Option("--device", help="cpu or cuda (default: $HEBBKIT_DEVICE, else cpu)"),
-    ] = None,
-    offline: Annotated[
-        bool, typer.Option("--offline", help="never download data (also HEBBKIT_OFFLINE=1)")
-    ] = False,
+    data_root: DataRootOption = None,
+    device: DeviceOption = None,
+    offline: OfflineOption = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="validate every run's recipe and list the runs")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Run every run of a grid file (resumable: finished runs are kept) and tabulate them."""
     from hebbkit import data

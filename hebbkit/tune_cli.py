@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from hebbkit.cli import RecipeArg, SetOption, app, err, out, user_errors
+from hebbkit.cli import (
+    DataRootOption,
+    OfflineOption,
+    RecipeArg,
+    SetOption,
+    app,
+    err,
+    out,
+    user_errors,
+)
 from hebbkit.errors import HebbkitError, RecipeError, RunFolderError
 
 if TYPE_CHECKING:
@@ -66,19 +75,14 @@ def tune_command(
             "--resume", help="continue the interrupted search in --out (default: the newest)"
         ),
     ] = False,
-    data_root: Annotated[
-        Path | None,
-        typer.Option("--data-root", help="dataset folder (default: $HEBBKIT_DATA, else ./data)"),
-    ] = None,
+    data_root: DataRootOption = None,
     device: Annotated[
         str | None,
         typer.Option(
             "--device", help="cpu or cuda for every trial (default: cuda if --gpus-per-trial)"
         ),
     ] = None,
-    offline: Annotated[
-        bool, typer.Option("--offline", help="never download data (also HEBBKIT_OFFLINE=1)")
-    ] = False,
+    offline: OfflineOption = False,
     ray_temp: Annotated[
         Path | None,
         typer.Option("--ray-temp", help="Ray's temporary folder (local Ray; default /tmp/ray)"),
