@@ -715,7 +715,8 @@ def run_on_ray(
             f"Ray: {len(jobs)} runs, {options.cpus_per_trial:g} CPUs and "
             f"{options.gpus_per_trial:g} GPUs each"
         )
-        errors = run_jobs_with_tune(out, context, len(jobs), options)
+        names = [f"{job['label']} seed {job['seed']}" for job in jobs]
+        errors = adapter.run_jobs(run_grid_job, context, names, out, options)
     seconds = time.perf_counter() - started
     outcomes = []
     for index, run in enumerate(runs):
@@ -728,73 +729,3 @@ def run_on_ray(
             error = errors.get(index) or "the trial ended without a summary.json"
             outcomes.append(Outcome(run, "failed", error))
     return outcomes
-
-
-def run_jobs_with_tune(
-    out: Path,
-    context: dict[str, Any],
-    count: int,
-    options: Any,
-) -> dict[int, str]:
-    """Tune experiment over job indices; returns each failed job's error text.
-
-    The one place of this module that touches Ray; it belongs in :mod:`hebbkit.tune` (as a
-    generic "run these jobs" entry point) once that module offers one.
-    """
-    from ray import tune
-
-    from hebbkit import tune as adapter
-
-    names = [f"{job['label']} seed {job['seed']}" for job in context["jobs"]]
-
-    class Progress(tune.Callback):
-        # Tune pickles its callbacks with the experiment: hold plain data, print to stderr.
-        def __init__(self) -> None:
-            self.names = names
-            self.ended = 0
-
-        def _line(self, trial: Any, text: str) -> None:
-            self.ended += 1
-            name = self.names[trial.config["job"]]
-            print(f"[{self.ended}/{len(self.names)}] {name} {text}", file=sys.stderr, flush=True)
-
-        def on_trial_complete(
-            self, iteration: int, trials: list[Any], trial: Any, **info: Any
-        ) -> None:
-            self._line(trial, "finished")
-
-        def on_trial_error(
-            self, iteration: int, trials: list[Any], trial: Any, **info: Any
-        ) -> None:
-            self._line(trial, "failed")
-
-    resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}
-    trainable = tune.with_resources(tune.with_parameters(run_grid_job, context=context), resources)
-    tuner = tune.Tuner(
-        trainable,
-        param_space={"job": tune.grid_search(list(range(count)))},
-        tune_config=tune.TuneConfig(
-            max_concurrent_trials=options.max_concurrent,
-            trial_name_creator=lambda trial: f"job{trial.config['job']}",
-            trial_dirname_creator=lambda trial: f"job{trial.config['job']}",
-        ),
-        run_config=tune.RunConfig(
-            # Tune's bookkeeping, hidden from reports: resuming is done by summary.json
-            name=f"ray-{time.strftime('%Y%m%d-%H%M%S')}",
-            storage_path=str((out / ".ray").resolve()),
-            verbose=1 if options.verbose else 0,
-            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
-            callbacks=[Progress()],
-        ),
-    )
-    # hebbkit.tune's quieting of Tune's console output (its trial errors are reported here)
-    with adapter._quiet_tune(options.verbose):
-        results = tuner.fit()
-    errors = {}
-    for result in results:
-        index = (result.config or {}).get("job")
-        if result.error is not None and index is not None:
-            cause = getattr(result.error, "cause", None) or result.error
-            lines = str(cause).strip().splitlines()
-            errors[int(index)] = f"{type(cause).__name__}: {lines[-1] if lines else ''}"
-    return errors

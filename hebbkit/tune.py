@@ -16,8 +16,9 @@ import logging
 import math
 import os
 import shutil
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -508,3 +509,70 @@ def _run_folder(trials_dir: Path, trial_id: str) -> str | None:
         if path.is_dir():
             return str(path)
     return None
+
+
+def run_jobs(
+    job: Callable[[dict[str, Any], dict[str, Any]], None],
+    context: dict[str, Any],
+    names: list[str],
+    out: Path,
+    options: TuneOptions,
+) -> dict[int, str]:
+    """Run ``job(config, context)`` for ``config = {"job": i}``, i < len(names), as Tune trials.
+
+    Tune only schedules (resources per job, concurrency, cluster); each job writes its own
+    results. Returns each failed job's error text. Used by ``hebbkit grid --address``.
+    """
+    count = len(names)
+
+    class Progress(tune.Callback):
+        # Tune pickles its callbacks with the experiment: hold plain data, print to stderr.
+        def __init__(self) -> None:
+            self.names = names
+            self.ended = 0
+
+        def _line(self, trial: Any, text: str) -> None:
+            self.ended += 1
+            name = self.names[trial.config["job"]]
+            print(f"[{self.ended}/{len(self.names)}] {name} {text}", file=sys.stderr, flush=True)
+
+        def on_trial_complete(
+            self, iteration: int, trials: list[Any], trial: Any, **info: Any
+        ) -> None:
+            self._line(trial, "finished")
+
+        def on_trial_error(
+            self, iteration: int, trials: list[Any], trial: Any, **info: Any
+        ) -> None:
+            self._line(trial, "failed")
+
+    resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}
+    trainable = tune.with_resources(tune.with_parameters(job, context=context), resources)
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"job": tune.grid_search(list(range(count)))},
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=options.max_concurrent,
+            trial_name_creator=lambda trial: f"job{trial.config['job']}",
+            trial_dirname_creator=lambda trial: f"job{trial.config['job']}",
+        ),
+        run_config=tune.RunConfig(
+            # Tune's bookkeeping, hidden from reports: resuming is done by summary.json
+            name=f"ray-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=str((out / ".ray").resolve()),
+            verbose=1 if options.verbose else 0,
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            callbacks=[Progress()],
+        ),
+    )
+    # Tune's own console output is quieted; failed jobs are reported by the caller
+    with _quiet_tune(options.verbose):
+        results = tuner.fit()
+    errors = {}
+    for result in results:
+        index = (result.config or {}).get("job")
+        if result.error is not None and index is not None:
+            cause = getattr(result.error, "cause", None) or result.error
+            lines = str(cause).strip().splitlines()
+            errors[int(index)] = f"{type(cause).__name__}: {lines[-1] if lines else ''}"
+    return errors
