@@ -518,7 +518,7 @@ def check_finished(out: Path, run: GridRun, registry: Registry) -> None:
     The stored recipe is validated again first, so that a field added to hebbkit since (with
     its default) does not count as a change.
     """
-    from hebbkit.recipe import read_toml, recipe_dict, validate_recipe
+    from hebbkit.recipe import flatten_recipe, read_toml, recipe_dict, validate_recipe
 
     folder = out / run.folder
     try:
@@ -526,14 +526,16 @@ def check_finished(out: Path, run: GridRun, registry: Registry) -> None:
     except RecipeError:
         return  # nothing to compare with: trust the summary
     try:
-        then = _flat(recipe_dict(validate_recipe(stored, registry, str(folder / "recipe.toml"))))
+        then = flatten_recipe(
+            recipe_dict(validate_recipe(stored, registry, str(folder / "recipe.toml")))
+        )
     except RecipeError as error:
         raise RunFolderError(
             f"{folder} holds a finished run of {run.label!r} whose recipe this hebbkit cannot "
             f"read any more ({error}). Delete that folder to run it again, or choose another "
             "--out."
         ) from None
-    now = _flat(recipe_dict(run.recipe))
+    now = flatten_recipe(recipe_dict(run.recipe))
     changed = sorted(k for k in now.keys() | then.keys() if now.get(k) != then.get(k))
     if changed:
         raise RunFolderError(
@@ -542,20 +544,6 @@ def check_finished(out: Path, run: GridRun, registry: Registry) -> None:
             "differ). Delete that folder to run it again with the grid's recipe, or choose "
             "another --out."
         )
-
-
-def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        flat: dict[str, Any] = {}
-        for key, value in node.items():
-            flat.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
-        return flat
-    if isinstance(node, list) and node and all(isinstance(v, dict) for v in node):
-        flat = {}
-        for index, value in enumerate(node):
-            flat.update(_flat(value, f"{prefix}.{index}"))
-        return flat
-    return {prefix: node}
 
 
 def write_manifest(out: Path, plan: GridPlan, command: list[str]) -> None:

@@ -437,6 +437,21 @@ def _inline(value: Any) -> str:
     return tomli_w.dumps({"v": value})[4:].strip()
 
 
+def flatten_recipe(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Recipe data as ``{dotted.path: value}`` (tables and arrays of tables flattened)."""
+    if isinstance(node, dict):
+        flat: dict[str, Any] = {}
+        for key, value in node.items():
+            flat.update(flatten_recipe(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    if isinstance(node, list) and node and all(isinstance(v, dict) for v in node):
+        flat = {}
+        for index, value in enumerate(node):
+            flat.update(flatten_recipe(value, f"{prefix}.{index}"))
+        return flat
+    return {prefix: node}
+
+
 def component_params(spec: Params) -> dict[str, Any]:
     """A component spec's parameters without its name."""
     return {k: v for k, v in spec.model_dump(mode="json").items() if k != "name"}

@@ -301,7 +301,7 @@ def _resumed_plan(
     plan: SearchPlan, folder: Path, registry: Any, num_samples: int | None
 ) -> SearchPlan:
     """The plan stored in the search folder, if the recipe given now asks for the same."""
-    from hebbkit.recipe import validate_recipe
+    from hebbkit.recipe import flatten_recipe, validate_recipe
     from hebbkit.search import load_plan
 
     stored = load_plan(folder / SEARCH_FILE, [], registry)
@@ -313,7 +313,7 @@ def _resumed_plan(
         search = p.search.model_dump(mode="json", exclude=set(RUN_KEYS))
         return {**resolved, "search": search}
 
-    now, then = _flatten(key(plan)), _flatten(key(stored))
+    now, then = flatten_recipe(key(plan)), flatten_recipe(key(stored))
     changed = sorted(k for k in now.keys() | then.keys() if now.get(k) != then.get(k))
     if changed:
         raise RecipeError(
@@ -328,20 +328,6 @@ def _resumed_plan(
             "the search started with; Ray Tune cannot change it midway. Drop --num-samples."
         )
     return stored
-
-
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        flat: dict[str, Any] = {}
-        for k, v in node.items():
-            flat.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return flat
-    if isinstance(node, list) and node and all(isinstance(v, dict) for v in node):
-        flat = {}
-        for i, v in enumerate(node):
-            flat.update(_flatten(v, f"{prefix}.{i}"))
-        return flat
-    return {prefix: node}
 
 
 def _options(plan: SearchPlan, **given: Any) -> Any:
