@@ -175,11 +175,22 @@ def check_competition(component: Component, device: str = "cpu") -> None:
         torch.zeros(5, 4),
         torch.randn(7, 1, generator=generator),
     ]
+    _check_shape_preserving(component, "compete", compete, inputs, device)
+
+
+def _check_shape_preserving(
+    component: Component,
+    name: str,
+    function: Any,
+    inputs: list[torch.Tensor],
+    device: str,
+) -> None:
+    """``function(u)`` keeps shape and dtype, stays finite and is deterministic."""
     for u in inputs:
         u = u.to(device)
-        what = f"compete(u {tuple(u.shape)})"
-        first = compete(u.clone())
-        second = compete(u.clone())
+        what = f"{name}(u {tuple(u.shape)})"
+        first = function(u.clone())
+        second = function(u.clone())
         _check_tensor(component, what, first, tuple(u.shape), u.dtype, device)
         _check_same(component, what, first, second)
 
@@ -194,13 +205,7 @@ def check_activation(component: Component, device: str = "cpu") -> None:
         torch.randn(3, 4, 2, 2, generator=generator) * 300,
         torch.zeros(1, 3, 4, 4),
     ]
-    for u in inputs:
-        u = u.to(device)
-        what = f"f(u {tuple(u.shape)})"
-        first = f(u.clone())
-        second = f(u.clone())
-        _check_tensor(component, what, first, tuple(u.shape), u.dtype, device)
-        _check_same(component, what, first, second)
+    _check_shape_preserving(component, "f", f, inputs, device)
 
 
 def check_pooling(component: Component, device: str = "cpu") -> None:

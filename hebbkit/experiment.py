@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -29,7 +30,13 @@ from hebbkit.results import (
     write_metrics,
     write_table,
 )
-from hebbkit.training import extract_features, feature_dtype, hebbian_phase, readout_phase
+from hebbkit.training import (
+    accuracy,
+    extract_features,
+    feature_dtype,
+    hebbian_phase,
+    readout_phase,
+)
 
 
 @dataclass
@@ -138,10 +145,8 @@ def run_recipe(
                     record,
                     winners,
                 )
-            width = network.feature_shape(tuple(splits.train.images.shape[1:]))
-            dtype = feature_dtype(
-                recipe.readout.feature_dtype, len(splits.train), int(torch.tensor(width).prod())
-            )
+            feature_size = math.prod(network.feature_shape(tuple(splits.train.images.shape[1:])))
+            dtype = feature_dtype(recipe.readout.feature_dtype, len(splits.train), feature_size)
             named = {"train": splits.train, "test": splits.test}
             if splits.validation is not None:
                 named["validation"] = splits.validation
@@ -166,8 +171,6 @@ def run_recipe(
                     progress,
                     record,
                 )
-            from hebbkit.training import accuracy
-
             final = {
                 f"{name}_accuracy": accuracy(result.model, x, y.to(device))
                 for name, (x, y) in cached.items()
@@ -184,7 +187,7 @@ def run_recipe(
             "train_images": len(splits.train),
             "validation_images": len(splits.validation) if splits.validation is not None else 0,
             "test_images": len(splits.test),
-            "feature_size": int(torch.tensor(width).prod()),
+            "feature_size": feature_size,
             "feature_dtype": str(dtype).removeprefix("torch."),
             "seconds": {**clock.seconds, "total": clock.total()},
             "hebbian_layers": [{"layer": i, **timing} for i, timing in enumerate(layer_timings)],
