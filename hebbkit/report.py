@@ -630,11 +630,27 @@ def _relative(path: Path, root: Path) -> str:
     return str(path)
 
 
-def _grid_command(info: GridInfo) -> str | None:
-    command = info.manifest.get("command")
-    if not command:
-        return None
+def _command_text(command: str | list[str]) -> str:
     return command if isinstance(command, str) else shlex.join(command)
+
+
+def _grid_commands(collection: Collection, grid: str) -> list[str]:
+    """The commands that made the grid's runs, in first-use order (the manifest's as fallback).
+
+    A grid is often filled by several commands (slices by ``--only``/``--seeds``); the
+    manifest keeps only the last one, so each run's own summary is the record where it holds
+    a ``hebbkit`` command line (not, say, a test runner's or a Ray worker's arguments).
+    """
+    commands = []
+    for run in collection.of(grid):
+        argv = run.summary.get("command")
+        if isinstance(argv, list) and argv and Path(argv[0]).name == "hebbkit":
+            # The executable is a path into someone's environment; readers type "hebbkit".
+            commands.append(_command_text(["hebbkit", *argv[1:]]))
+    if not commands and grid in collection.grids:
+        manifest = collection.grids[grid].manifest.get("command")
+        commands = [_command_text(manifest)] if manifest else []
+    return list(dict.fromkeys(commands))
 
 
 def write_report(
@@ -659,9 +675,7 @@ def write_report(
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if command:
         lines += [f"Generated on {stamp} by:", "", "```", command, "```", ""]
-    commands = [
-        c for g in grids if g in collection.grids and (c := _grid_command(collection.grids[g]))
-    ]
+    commands = list(dict.fromkeys(c for g in grids for c in _grid_commands(collection, g)))
     if commands:
         lines += ["The runs were made by:", "", "```", *commands, "```", ""]
     lines += [_overview(runs), ""]

@@ -204,3 +204,22 @@ def test_initial_filters_are_the_runs_own(tiny_grid: tuple[Path, Path]) -> None:
     )
     assert int((weight != 0).sum()) == trace["nonzero_weights"].item()
     assert weight.flatten(1).norm(dim=1).mean().item() == pytest.approx(trace["mean_norm"].item())
+
+
+def test_every_command_that_made_runs_is_listed(
+    tiny_grid: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A grid filled slice by slice lists each slice's command, not only the manifest's last."""
+    _, out = tiny_grid
+    copy = tmp_path / "grid"
+    shutil.copytree(out, copy)
+    for label in ("random", "zero"):
+        path = copy / label / "seed0" / "summary.json"
+        summary = json.loads(path.read_text())
+        summary["command"] = ["/venv/bin/hebbkit", "grid", "g.toml", "--only", label]
+        path.write_text(json.dumps(summary))
+    result = invoke("report", copy, "--out", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    made_by = (tmp_path / "report" / "report.md").read_text().split("The runs were made by:")[1]
+    block = made_by.split("```")[1].strip().splitlines()
+    assert block == ["hebbkit grid g.toml --only random", "hebbkit grid g.toml --only zero"]
