@@ -9,6 +9,7 @@ import pytest
 
 from hebbkit.grid import GridError, load_grid, parse_seeds
 from hebbkit.registry import Registry
+from tests.conftest import REPO
 from tests.grid_helpers import TINY_GRID as TINY_TEXT
 from tests.grid_helpers import invoke, mnist_data, shared_tiny_grid, user_error, write_grid
 
@@ -231,3 +232,13 @@ def test_grid_through_ray(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (out / "zero" / "seed0" / "summary.json").is_file()
     assert not (out / "random").exists()
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "recipes" / "study").glob("*.toml")), ids=lambda p: p.name
+)
+def test_shipped_grids_validate(path: Path) -> None:
+    """Every grid in recipes/study plans runs whose recipes all validate."""
+    result = invoke("grid", path, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "Every run's recipe is valid" in result.output

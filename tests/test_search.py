@@ -293,11 +293,23 @@ def test_display_and_short_names() -> None:
 # --- the CLI without Ray -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["mnist_zero_search.toml", "mnist_zero_seeds.toml"])
+@pytest.mark.parametrize(
+    "name", ["mnist_zero_search.toml", "mnist_zero_seeds.toml", "mnist_deterministic_search.toml"]
+)
 def test_shipped_search_recipes_dry_run(name: str) -> None:
     result = runner.invoke(app, ["tune", str(RECIPES / name), "--dry-run", "-n", "8"])
     assert result.exit_code == 0, result.output
     assert "trial recipes are valid" in result.stdout
+
+
+def test_deterministic_search_is_the_headline_network_on_a_validation_split(registry) -> None:
+    plan = load_plan(RECIPES / "mnist_deterministic_search.toml", [], registry)
+    assert plan.search.metric == "validation_accuracy"
+    assert plan.search.trial_count() == 6
+    base = validate_recipe(plan.base, registry)
+    headline = load_recipe(RECIPES / "mnist_deterministic.toml", registry=registry)
+    assert base.layers == headline.layers and base.readout == headline.readout
+    assert base.data.validation == 5000 and headline.data.validation == 0
 
 
 def test_seeds_recipe_is_the_tuned_model_over_four_seeds(registry) -> None:
