@@ -492,6 +492,8 @@ class SearchPlan:
     search: SearchConfig
     name: str
     readout_epochs: int
+    #: the ``-s`` overrides given on the command line, applied to the file before searching
+    overrides: tuple[str, ...] = ()
 
     def search_toml(self) -> str:
         """The whole recipe, ``[search]`` included, as the search ran it."""
@@ -548,6 +550,7 @@ def load_plan(
         search=search,
         name=recipe.name,
         readout_epochs=recipe.readout.epochs,
+        overrides=tuple(overrides or ()),
     )
 
 

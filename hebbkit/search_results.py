@@ -7,6 +7,7 @@ Ray-free: :mod:`hebbkit.tune` turns Ray's results into :class:`TrialRecord` obje
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,9 +147,10 @@ def best_recipe_toml(plan: SearchPlan, record: TrialRecord, out: Path, registry:
     metric = plan.search.metric
     series = [e[metric] for e in record.epochs if _finite(e.get(metric))]
     score = f"{metric} {series[-1]:.4f}" if series else metric
+    given = "".join(f"-s {shlex.quote(o)} " for o in plan.overrides)
     header = (
         f"# Best trial {record.trial_id} of the search in {out} ({score}).\n"
-        f"# = {plan.source} {shell_overrides(plan.search, record.values)}\n"
+        f"# = {plan.source} {given}{shell_overrides(plan.search, record.values)}\n"
         "# Reproduce it: hebbkit run best.toml (same seed, same data -> same accuracy)\n"
     )
     return header + recipe_toml(recipe)

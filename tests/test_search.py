@@ -470,6 +470,20 @@ def test_best_toml_is_a_plain_recipe(tmp_path: Path, registry) -> None:
     assert "# Best trial t1" in best.read_text()
 
 
+def test_best_toml_names_the_command_line_overrides(tmp_path: Path, registry) -> None:
+    """The provenance line of best.toml is the whole command: the user's -s, then the trial's."""
+    space = {"seed": {"grid": [0, 1, 2]}}
+    given = ["layers.*.init=random-binary", "data.train_subset=64"]
+    plan = load_plan(write(tmp_path, searched(space)), given, registry)
+    text = best_recipe_toml(plan, records_for(plan)[1], tmp_path, registry)
+    header = text.splitlines()[1]
+    assert header.endswith("-s 'layers.*.init=random-binary' -s data.train_subset=64 -s seed=1")
+    best = tmp_path / "best.toml"
+    best.write_text(text)
+    recipe = load_recipe(best, registry=registry)
+    assert recipe.layers[0].init.name == "random-binary" and recipe.data.train_subset == 64
+
+
 def test_tune_report_rebuilds_tables_and_plot(tmp_path: Path, registry) -> None:
     space = {
         "seed": {"grid": [0, 1, 2]},
