@@ -288,8 +288,9 @@ def parse_value(text: str) -> Any:
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``dotted.path=VALUE`` overrides to a raw recipe dict (returns a copy).
 
-    List indices are numbers (``layers.0.init``); ``*`` sets every element. Changing the
-    ``name`` of a component drops its other keys, which belonged to the old component.
+    List indices are numbers (``layers.0.init``); ``*`` sets every element. A key that holds
+    dots is quoted as in TOML (``search.space."layers.0.kernel"``). Changing the ``name`` of a
+    component drops its other keys, which belonged to the old component.
     """
     result = copy.deepcopy(data)
     for override in overrides:
@@ -300,14 +301,38 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                 f"Override {override!r} is not of the form dotted.path=VALUE "
                 "(for example layers.0.init.name=zero or readout.epochs=5)."
             )
-        _set_path(result, key.split("."), parse_value(text.strip()), key)
+        _set_path(result, split_path(key), parse_value(text.strip()), key)
     return result
+
+
+def split_path(key: str) -> list[str]:
+    """``a."b.c".d`` → ``["a", "b.c", "d"]``: dotted parts, quoted ones taken as written."""
+    parts: list[str] = []
+    rest = key
+    while True:
+        if rest[:1] in ('"', "'"):
+            end = rest.find(rest[0], 1)
+            if end < 0:
+                raise RecipeError(f"Override {key!r}: a quote in the path is not closed.")
+            part, rest = rest[1:end], rest[end + 1 :]
+            if rest and not rest.startswith("."):
+                raise RecipeError(
+                    f"Override {key!r}: a quoted key must be followed by '.' or '=', "
+                    f"not {rest[0]!r}."
+                )
+        else:
+            part, dot, rest = rest.partition(".")
+            rest = dot + rest
+        parts.append(part)
+        if not rest:
+            return parts
+        rest = rest[1:]
 
 
 def _set_path(node: Any, parts: list[str], value: Any, key: str, depth: int = 0) -> None:
     part = parts[0]
     last = len(parts) == 1
-    where = ".".join(key.split(".")[:depth]) or "the recipe"
+    where = ".".join(split_path(key)[:depth]) or "the recipe"
     if isinstance(node, list):
         if part == "*":
             indices = range(len(node))

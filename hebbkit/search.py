@@ -649,16 +649,43 @@ def sample_configs(search: SearchConfig, seed: int | None = None) -> list[dict[s
 
 
 def dry_run(plan: SearchPlan, registry: Registry, seed: int | None = None) -> list[Sample]:
-    """Sample every trial's configuration and validate its recipe (no training, no Ray)."""
+    """Sample every trial's configuration, validate its recipe and initialise its network.
+
+    Initialising catches what only the components know, such as a shape an initializer
+    refuses, before any trial starts (no data, no training, no Ray).
+    """
     samples = []
+    built: dict[str, str | None] = {}
     for index, values in enumerate(sample_configs(plan.search, seed)):
         sample = Sample(index, values)
         try:
-            trial_recipe(plan.base, plan.search, values, registry, source=f"trial {index}")
+            recipe = trial_recipe(plan.base, plan.search, values, registry, source=f"trial {index}")
         except RecipeError as error:
             sample.error = _condition_hint(str(error), plan.search)
+        else:
+            sample.error = _initialise(recipe, registry, built)
         samples.append(sample)
     return samples
+
+
+def _initialise(recipe: Recipe, registry: Registry, built: dict[str, str | None]) -> str | None:
+    """Build the recipe's network once per distinct layer stack; the refusal, if any."""
+    from hebbkit.network import HebbianNetwork
+
+    source = registry.get("dataset", recipe.data.dataset.name)
+    channels = getattr(source.build(recipe.data.dataset), "channels", None)
+    if not channels:
+        return None  # a dataset that only knows its channels once loaded: checked at run time
+    key = f"{channels}:" + json.dumps(
+        [layer.model_dump(mode="json") for layer in recipe.layers], sort_keys=True
+    )
+    if key not in built:
+        try:
+            HebbianNetwork.from_recipe(recipe, channels, registry)
+            built[key] = None
+        except (HebbkitError, ValueError) as error:
+            built[key] = f"{type(error).__name__}: {error}"
+    return built[key]
 
 
 def _condition_hint(message: str, search: SearchConfig) -> str:

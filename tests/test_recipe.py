@@ -18,6 +18,7 @@ from hebbkit.recipe import (
     read_toml,
     recipe_dict,
     recipe_toml,
+    split_path,
     validate_recipe,
 )
 from hebbkit.registry import Registry
@@ -344,3 +345,29 @@ def test_mnist_presets_match_the_docs(registry: Registry) -> None:
     assert [lay.plasticity.lr for lay in softhebb.layers] == [0.08, 0.005, 0.01]
     assert [lay.pool.name for lay in softhebb.layers] == ["max", "max", "avg"]
     assert {lay.competition.name for lay in softhebb.layers} == {"softkrotov"}
+
+
+@pytest.mark.parametrize(
+    ("key", "parts"),
+    [
+        ("readout.epochs", ["readout", "epochs"]),
+        ('search.space."layers.0.kernel"', ["search", "space", "layers.0.kernel"]),
+        (
+            "search.space.'layers.*.init.norm'.grid",
+            ["search", "space", "layers.*.init.norm", "grid"],
+        ),
+    ],
+)
+def test_override_paths_quote_keys_that_hold_dots(key: str, parts: list[str]) -> None:
+    assert split_path(key) == parts
+    data = apply_overrides({"search": {"space": {}}, "readout": {}}, [f"{key}=1"])
+    node = data
+    for part in parts[:-1]:
+        node = node[part]
+    assert node[parts[-1]] == 1
+
+
+@pytest.mark.parametrize("key", ['a."b', 'a."b"c'])
+def test_override_paths_with_broken_quotes_are_user_errors(key: str) -> None:
+    with pytest.raises(RecipeError, match="quote"):
+        apply_overrides({}, [f"{key}=1"])

@@ -302,6 +302,19 @@ def test_shipped_search_recipes_dry_run(name: str) -> None:
     assert "trial recipes are valid" in result.stdout
 
 
+def test_dry_run_initialises_networks_to_find_refused_shapes() -> None:
+    """A kernel too small for 128 distinct ±1 filters is refused before any trial starts."""
+    init = 'layers.*.init={ name = "hadamard-distinct" }'
+    args = ["tune", str(RECIPES / "mnist_zero_search.toml"), "-s", init, "--dry-run", "-n", "16"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "ImpossibleShapeError: Weight shape (128, 1, 1, 1)" in " ".join(result.output.split())
+    narrowed = [*args, "-s", "search.space.'layers.0.kernel'={ randint = [3, 6] }"]
+    result = runner.invoke(app, narrowed)
+    assert result.exit_code == 0, result.output
+    assert "16 of 16 trial recipes are valid" in result.stdout
+
+
 def test_deterministic_search_is_the_headline_network_on_a_validation_split(registry) -> None:
     plan = load_plan(RECIPES / "mnist_deterministic_search.toml", [], registry)
     assert plan.search.metric == "validation_accuracy"
