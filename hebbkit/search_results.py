@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import shlex
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,13 +266,18 @@ def _mean_std(mean: float | None, std: float | None, name: str) -> str:
 # --- plots -----------------------------------------------------------------------------
 
 
+def _tick_label(value: Any, encoded: bool) -> str:
+    """A searched value as a short tick label: a table reads ``max kernel=4 …``, wrapped."""
+    return textwrap.fill(_param(value, encoded), 18)
+
+
 def plot_report(out: Path, frame: pl.DataFrame, plan: SearchPlan) -> Path:
     """``report.png``: the metric of every trial against each searched path."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
     metric = plan.search.metric
     column = f"last_{metric}"
@@ -286,7 +292,7 @@ def plot_report(out: Path, frame: pl.DataFrame, plan: SearchPlan) -> Path:
         numeric = frame.schema[path].is_numeric() and not dim.encoded
         labels: list[str] = []
         if not numeric:
-            labels = sorted({_fmt(v) for v in shown[path].to_list()})
+            labels = sorted({_tick_label(v, dim.encoded) for v in shown[path].to_list()})
         for status, (marker, colour) in styles.items():
             part = shown.filter(pl.col("status") == status)
             if part.is_empty():
@@ -295,13 +301,18 @@ def plot_report(out: Path, frame: pl.DataFrame, plan: SearchPlan) -> Path:
             if numeric:
                 x = [math.nan if v is None else float(v) for v in xs]
             else:
-                x = [labels.index(_fmt(v)) for v in xs]
+                x = [labels.index(_tick_label(v, dim.encoded)) for v in xs]
             axis.scatter(x, part[column].to_list(), marker=marker, color=colour, label=status)
         if not numeric:
             axis.set_xticks(range(len(labels)))
             axis.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
         elif dim.kind == "loguniform":
             axis.set_xscale("log")
+            # 1-2-5 ticks with plain labels: matplotlib's own labels its minor ticks too when a
+            # range spans less than a decade, and they overlap
+            axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            axis.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.xaxis.set_minor_locator(NullLocator())
         elif frame.schema[path] == pl.Int64:
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel(path, fontsize=8)
