@@ -357,8 +357,14 @@ def load_grid(
     seeds: list[int] | None = None,
     only: list[str] | None = None,
 ) -> GridPlan:
-    """Expand a grid file into runs and validate every run's recipe (all before any runs)."""
+    """Expand a grid file into runs; validate each run's recipe and initialise its network.
+
+    All of it happens before any run starts (networks are cached per distinct layer stack).
+    """
+    from hebbkit.network import initialisation_problem
     from hebbkit.recipe import read_toml, validate_recipe
+
+    built: dict[str, str | None] = {}
 
     source = Path(path).resolve()
     spec = read_grid_file(source)
@@ -434,6 +440,11 @@ def load_grid(
                 except RecipeError as error:
                     problems.append(f"run {label!r}: {error}")
                     break  # the other seeds fail the same way
+                if seed == seeds[0] and (
+                    refused := initialisation_problem(recipe, registry, built)
+                ):
+                    problems.append(f"run {label!r}: {refused}")
+                    break
                 plan_runs.append(
                     GridRun(label, seed, factors, base_path, [*overrides, f"seed={seed}"], recipe)
                 )

@@ -198,3 +198,31 @@ class HebbianNetwork(nn.Module):
             shape = tuple(self(torch.zeros(1, *image_shape, device=device)).shape[1:])
         self.train(was_training)
         return shape
+
+
+def initialisation_problem(
+    recipe: Any, registry: Registry, built: dict[str, str | None] | None = None
+) -> str | None:
+    """Initialise the recipe's network on the CPU and return why it was refused, if it was.
+
+    Catches what only the components know, such as a shape an initializer refuses, before a
+    search or grid starts anything. ``built`` caches the answer per distinct layer stack.
+    """
+    import json
+
+    from hebbkit.errors import HebbkitError
+
+    source = registry.get("dataset", recipe.data.dataset.name)
+    channels = getattr(source.build(recipe.data.dataset), "channels", None)
+    if not channels:
+        return None  # a dataset that knows its channels only once loaded: checked at run time
+    layers = [layer.model_dump(mode="json") for layer in recipe.layers]
+    key = f"{channels}:" + json.dumps(layers, sort_keys=True)
+    built = {} if built is None else built
+    if key not in built:
+        try:
+            HebbianNetwork.from_recipe(recipe, channels, registry)
+            built[key] = None
+        except (HebbkitError, ValueError) as error:
+            built[key] = f"{type(error).__name__}: {error}"
+    return built[key]

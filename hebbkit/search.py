@@ -654,6 +654,8 @@ def dry_run(plan: SearchPlan, registry: Registry, seed: int | None = None) -> li
     Initialising catches what only the components know, such as a shape an initializer
     refuses, before any trial starts (no data, no training, no Ray).
     """
+    from hebbkit.network import initialisation_problem
+
     samples = []
     built: dict[str, str | None] = {}
     for index, values in enumerate(sample_configs(plan.search, seed)):
@@ -663,29 +665,9 @@ def dry_run(plan: SearchPlan, registry: Registry, seed: int | None = None) -> li
         except RecipeError as error:
             sample.error = _condition_hint(str(error), plan.search)
         else:
-            sample.error = _initialise(recipe, registry, built)
+            sample.error = initialisation_problem(recipe, registry, built)
         samples.append(sample)
     return samples
-
-
-def _initialise(recipe: Recipe, registry: Registry, built: dict[str, str | None]) -> str | None:
-    """Build the recipe's network once per distinct layer stack; the refusal, if any."""
-    from hebbkit.network import HebbianNetwork
-
-    source = registry.get("dataset", recipe.data.dataset.name)
-    channels = getattr(source.build(recipe.data.dataset), "channels", None)
-    if not channels:
-        return None  # a dataset that only knows its channels once loaded: checked at run time
-    key = f"{channels}:" + json.dumps(
-        [layer.model_dump(mode="json") for layer in recipe.layers], sort_keys=True
-    )
-    if key not in built:
-        try:
-            HebbianNetwork.from_recipe(recipe, channels, registry)
-            built[key] = None
-        except (HebbkitError, ValueError) as error:
-            built[key] = f"{type(error).__name__}: {error}"
-    return built[key]
 
 
 def _condition_hint(message: str, search: SearchConfig) -> str:

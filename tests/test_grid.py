@@ -141,6 +141,14 @@ def test_bad_override_names_run_and_recipe_key(tmp_path: Path) -> None:
     assert "none was started" in output
 
 
+def test_a_shape_the_initializer_refuses_stops_the_grid_before_it_starts(tmp_path: Path) -> None:
+    refused = 'set = ["layers.0.init=hadamard-distinct", "layers.0.kernel=1"]'
+    grid = write_grid(tmp_path, TINY_TEXT.replace("set = []", refused))
+    output = " ".join(user_error("grid", grid, "--dry-run").split())
+    assert "run 'random': ImpossibleShapeError" in output
+    assert "none was started" in output
+
+
 def test_bad_override_value_and_form(tmp_path: Path) -> None:
     grid = write_grid(tmp_path, TINY_TEXT.replace("set = []", 'set = ["layers.0.channels=-4"]'))
     assert "layers.0.channels = -4" in user_error("grid", grid, "--dry-run")
