@@ -36,6 +36,13 @@ def report(tiny_grid: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactor
     return folder
 
 
+def copy_of(tiny_grid: tuple[Path, Path], tmp_path: Path) -> Path:
+    """A private copy of the shared tiny grid's output, for a test that edits it."""
+    copy = tmp_path / "grid"
+    shutil.copytree(tiny_grid[1], copy)
+    return copy
+
+
 def accuracy(out: Path, label: str) -> float:
     summary = json.loads((out / label / "seed0" / "summary.json").read_text())
     return 100 * summary["test_accuracy"]
@@ -110,9 +117,7 @@ def test_plain_and_seed_folders(tiny_grid: tuple[Path, Path], tmp_path: Path) ->
 
 
 def test_planned_but_missing_runs_say_so(tiny_grid: tuple[Path, Path], tmp_path: Path) -> None:
-    _, out = tiny_grid
-    copy = tmp_path / "grid"
-    shutil.copytree(out, copy)
+    copy = copy_of(tiny_grid, tmp_path)
     manifest = json.loads((copy / "grid.json").read_text())
     manifest["labels"].append("cifar10")
     manifest["study"]["figures"]["cifar10"] = 80.3
@@ -183,9 +188,7 @@ def test_grouped_accuracy_plot(tmp_path: Path) -> None:
 def test_collect_skips_failed_and_staged_folders(
     tiny_grid: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    _, out = tiny_grid
-    copy = tmp_path / "grid"
-    shutil.copytree(out, copy)
+    copy = copy_of(tiny_grid, tmp_path)
     shutil.copytree(copy / "zero" / "seed0", copy / "zero" / "seed1.failed-20260101-000000")
     shutil.copytree(copy / "zero" / "seed0", copy / "zero" / ".seed2.partial-1")
     collection = collect([copy])
@@ -210,9 +213,7 @@ def test_every_command_that_made_runs_is_listed(
     tiny_grid: tuple[Path, Path], tmp_path: Path
 ) -> None:
     """A grid filled slice by slice lists each slice's command, not only the manifest's last."""
-    _, out = tiny_grid
-    copy = tmp_path / "grid"
-    shutil.copytree(out, copy)
+    copy = copy_of(tiny_grid, tmp_path)
     for label in ("random", "zero"):
         path = copy / label / "seed0" / "summary.json"
         summary = json.loads(path.read_text())
