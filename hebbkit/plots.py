@@ -354,12 +354,9 @@ def diagnostics_plot(collection: Collection, grid: str, path: Path) -> tuple[str
         return None
     layers = sorted({layer for t in traces.values() for layer in t["layer"].to_list()})
     plt = _pyplot()
+    width, height = max(6.0, 3.2 * len(layers) + 1), 2.0 * len(DIAGNOSTICS)
     figure, axes = plt.subplots(
-        len(DIAGNOSTICS),
-        len(layers),
-        figsize=(3.2 * len(layers) + 1, 2.0 * len(DIAGNOSTICS)),
-        squeeze=False,
-        sharex="col",
+        len(DIAGNOSTICS), len(layers), figsize=(width, height), squeeze=False, sharex="col"
     )
     for index, (label, trace) in enumerate(traces.items()):
         colour = f"C{index % 10}"
@@ -399,10 +396,11 @@ def diagnostics_plot(collection: Collection, grid: str, path: Path) -> tuple[str
                 axis.set_ylabel(title, fontsize=8)
             if row == len(DIAGNOSTICS) - 1:
                 axis.set_xlabel("images seen", fontsize=8)
-    figure.legend(
-        loc="upper center", ncol=min(len(traces), 8), fontsize=8, bbox_to_anchor=(0.5, 1.0)
-    )
-    figure.tight_layout(rect=(0, 0, 1, 0.96))
+    # as many legend entries per row as the width holds; the rows it takes are kept clear
+    per_row = max(1, min(len(traces), int(width / 1.7)))
+    legend_rows = math.ceil(len(traces) / per_row)
+    figure.legend(loc="upper center", ncol=per_row, fontsize=8, bbox_to_anchor=(0.5, 1.0))
+    figure.tight_layout(rect=(0, 0, 1, 1 - (0.15 + 0.2 * legend_rows) / height))
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return (
