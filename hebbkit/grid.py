@@ -55,9 +55,9 @@ if TYPE_CHECKING:
     from hebbkit.registry import Registry
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # Python 3.10: the tomli backport
-    import tomli as tomllib
+    pass
 
 #: The file a grid writes into its output folder: the plan, for ``hebbkit report``.
 MANIFEST = "grid.json"
@@ -230,16 +230,9 @@ class GridPlan:
 
 def read_grid_file(path: Path) -> GridFile:
     """Read and validate a grid file; problems name the key."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GridError(f"Grid file {path} does not exist.") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as error:
-        raise GridError(f"Cannot read grid file {path}: {error}.") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise GridError(f"Grid file {path} is not valid TOML: {error}.") from None
+    from hebbkit.recipe import read_toml
+
+    data = read_toml(path, "Grid file", GridError)
     try:
         return GridFile.model_validate(data)
     except ValidationError as error:

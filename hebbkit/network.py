@@ -11,6 +11,7 @@ neurons or samples.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hebbkit.errors import PluginError
+from hebbkit.errors import HebbkitError, PluginError
 from hebbkit.plasticity import HebbianBatch, PlasticityParams, apply_update
 from hebbkit.registry import Registry
 
@@ -208,10 +209,6 @@ def initialisation_problem(
     Catches what only the components know, such as a shape an initializer refuses, before a
     search or grid starts anything. ``built`` caches the answer per distinct layer stack.
     """
-    import json
-
-    from hebbkit.errors import HebbkitError
-
     source = registry.get("dataset", recipe.data.dataset.name)
     channels = getattr(source.build(recipe.data.dataset), "channels", None)
     if not channels:

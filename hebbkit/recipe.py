@@ -368,17 +368,20 @@ def _set_path(node: Any, parts: list[str], value: Any, key: str, depth: int = 0)
 # --- loading and saving ---------------------------------------------------------------
 
 
-def read_toml(path: Path) -> dict[str, Any]:
+def read_toml(
+    path: Path, what: str = "Recipe file", error_type: type[RecipeError] = RecipeError
+) -> dict[str, Any]:
+    """A TOML file as a dict; a missing, unreadable or malformed file is a ``error_type``."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise RecipeError(f"Recipe file {path} does not exist.") from None
+        raise error_type(f"{what} {path} does not exist.") from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as error:
-        raise RecipeError(f"Cannot read recipe {path}: {error}.") from None
+        raise error_type(f"Cannot read {what.lower()} {path}: {error}.") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise RecipeError(f"Recipe {path} is not valid TOML: {error}.") from None
+        raise error_type(f"{what} {path} is not valid TOML: {error}.") from None
 
 
 def validate_recipe(data: dict[str, Any], registry: Registry, source: str = "<recipe>") -> Recipe:
