@@ -25,7 +25,7 @@ import polars as pl
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-HEBBKIT = [sys.executable, "-c", "from hebbkit.cli import main; main()"]
+HEBBKIT = [sys.executable, "-c", "from hebbkit.cli.app import main; main()"]
 #: Wall-clock columns differ between any two runs; everything else must not.
 TIMING_COLUMNS = ("seconds", "images_per_second")
 SUMMARY_KEYS = ("train_accuracy", "validation_accuracy", "test_accuracy", "feature_size")

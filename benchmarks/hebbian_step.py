@@ -16,9 +16,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from hebbkit.network import HebbianNetwork
+from hebbkit.config.recipe import load_recipe
+from hebbkit.engine.network import HebbianNetwork
 from hebbkit.plugins import get_registry
-from hebbkit.recipe import load_recipe
 
 
 def timed(function, repeats: int) -> float:
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
-    recipe = load_recipe(args.recipe)
+    recipe = load_recipe(args.recipe, [], get_registry())
     network = HebbianNetwork.from_recipe(recipe, 1, get_registry())
     x = torch.rand(args.batch, 1, 28, 28)
     inputs = []

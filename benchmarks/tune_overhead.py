@@ -28,7 +28,7 @@ import tomli_w
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "mnist_zero.toml"
-HEBBKIT = [sys.executable, "-c", "from hebbkit.cli import main; main()"]
+HEBBKIT = [sys.executable, "-c", "from hebbkit.cli.app import main; main()"]
 
 
 def overrides(args: argparse.Namespace) -> list[str]:
@@ -41,7 +41,7 @@ def overrides(args: argparse.Namespace) -> list[str]:
 
 def search_recipe(args: argparse.Namespace, folder: Path) -> Path:
     """mnist_zero with a grid over the seeds as its search table."""
-    from hebbkit.recipe import read_toml
+    from hebbkit.config.toml import read_toml
 
     data = read_toml(RECIPE)
     data["search"] = {

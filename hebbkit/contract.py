@@ -13,7 +13,6 @@ wrong. What the checks demand is written down in CONTRIBUTING.md ("Family interf
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -21,12 +20,10 @@ import tomli_w
 import torch
 from torch import nn
 
+from hebbkit.config.recipe import COMPONENT_FIELDS, LayerConfig, recipe_toml, validate_recipe
+from hebbkit.config.toml import loads
+from hebbkit.plasticity import HebbianBatch, PlasticityParams
 from hebbkit.registry import Component, Params, Registry
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 #: Weight shapes an initializer must handle: conv ``(c_out, c_in, k, k)`` and linear ``(out, in)``.
 INIT_SHAPES: list[tuple[int, ...]] = [
@@ -114,9 +111,7 @@ class _Batch:
         self.u = patches @ weight.T
         self.y = y
 
-    def hebbian_batch(self) -> Any:
-        from hebbkit.plasticity import HebbianBatch
-
+    def hebbian_batch(self) -> HebbianBatch:
         patches = self.patches
         return HebbianBatch(
             u=self.u.clone(),
@@ -144,8 +139,6 @@ def _plasticity_batches(device: str) -> list[_Batch]:
 def check_plasticity(component: Component, device: str = "cpu") -> None:
     """``rule.delta(weight, batch)`` returns a finite update shaped like ``weight`` on its
     device and dtype, deterministically, without changing ``weight`` in place."""
-    from hebbkit.plasticity import PlasticityParams
-
     who = _who(component)
     assert issubclass(component.params, PlasticityParams), (
         f"{who}: params model must subclass hebbkit.plasticity.PlasticityParams"
@@ -266,15 +259,13 @@ def check_params_roundtrip(component: Component) -> None:
     assert isinstance(params, Params), f"{who}: params model is not a hebbkit.registry.Params"
     data = params.model_dump(mode="json", exclude_none=True)
     assert component.params.model_validate(data) == params, f"{who}: params change via dict"
-    parsed = tomllib.loads(tomli_w.dumps(data))
+    parsed = loads(tomli_w.dumps(data))
     assert component.params.model_validate(parsed) == params, f"{who}: params change via TOML"
 
 
 def check_recipe_roundtrip(component: Component, registry: Registry) -> None:
     """A recipe naming ``component`` with its default params validates, and its TOML form
     validates back to the same recipe."""
-    from hebbkit.recipe import COMPONENT_FIELDS, LayerConfig, recipe_toml, validate_recipe
-
     fields = {**COMPONENT_FIELDS[LayerConfig], "dataset": "dataset"}
     spec = {"name": component.name, **component.params().model_dump(mode="json", exclude_none=True)}
     layer: dict[str, Any] = {"channels": 4, "kernel": 3}
@@ -288,5 +279,5 @@ def check_recipe_roundtrip(component: Component, registry: Registry) -> None:
             value = names[0]
         (data["data"] if field == "dataset" else layer)[field] = value
     recipe = validate_recipe(data, registry, source=f"<contract {component.name}>")
-    again = validate_recipe(tomllib.loads(recipe_toml(recipe)), registry, source="<toml>")
+    again = validate_recipe(loads(recipe_toml(recipe)), registry, source="<toml>")
     assert again == recipe, f"{_who(component)}: the recipe changes through TOML"

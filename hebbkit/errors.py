@@ -1,4 +1,8 @@
-"""User-facing errors: the CLI prints their message and exits with code 2, no traceback."""
+"""User-facing errors: the CLI prints their message and exits with their code, no traceback.
+
+Every error a user can cause lives here, whichever layer raises it, so that the CLI's error
+printer and a plugin's tests need one import.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,10 @@ class HebbkitError(Exception):
 
 class RecipeError(HebbkitError):
     """A recipe file, key or value is invalid."""
+
+
+class GridError(RecipeError):
+    """A grid file, one of its keys, or one of its runs' recipes is invalid."""
 
 
 class UnknownComponentError(HebbkitError):
@@ -27,3 +35,17 @@ class DataError(HebbkitError):
 
 class RunFolderError(HebbkitError):
     """The run folder cannot be used (exists, not writable)."""
+
+
+class ReportError(HebbkitError):
+    """Nothing to report, or a folder that cannot be read."""
+
+
+class TuneSetupError(HebbkitError):
+    """Ray could not be started or joined, or cannot give a trial what it asks for."""
+
+
+class TrainingDiverged(HebbkitError):
+    """Weights or losses became NaN/Inf."""
+
+    exit_code = 3

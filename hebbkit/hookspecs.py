@@ -11,16 +11,34 @@ must be is described in CONTRIBUTING.md and checked by the contract tests.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
+
+if TYPE_CHECKING:
+    import typer
+
+    from hebbkit.registry import Params
 
 hookspec = pluggy.HookspecMarker("hebbkit")
 hookimpl = pluggy.HookimplMarker("hebbkit")
 
 
+class Register(Protocol):
+    """The ``register`` callable every ``register_*`` hook receives."""
+
+    def __call__(
+        self,
+        name: str,
+        factory: Callable[[Any], Any],
+        params: type[Params] | None = None,
+        description: str = "",
+    ) -> None: ...
+
+
 @hookspec
-def register_initializers(register: Any) -> None:
+def register_initializers(register: Register) -> None:
     """Register weight initialisers: ``init(shape, generator) -> Tensor``.
 
     ``shape`` is ``(c_out, c_in, k, k)`` for a conv weight or ``(out, in)`` for a linear one;
@@ -29,7 +47,7 @@ def register_initializers(register: Any) -> None:
 
 
 @hookspec
-def register_plasticity_rules(register: Any) -> None:
+def register_plasticity_rules(register: Register) -> None:
     """Register plasticity rules: objects with ``delta(weight, batch) -> Tensor``.
 
     ``weight`` is ``(c_out, n)`` with n = c_in·k·k; ``batch`` is a
@@ -41,26 +59,26 @@ def register_plasticity_rules(register: Any) -> None:
 
 
 @hookspec
-def register_competitions(register: Any) -> None:
+def register_competitions(register: Register) -> None:
     """Register competition modes: ``compete(u) -> y`` on ``(N, c_out)`` pre-activations."""
 
 
 @hookspec
-def register_activations(register: Any) -> None:
+def register_activations(register: Register) -> None:
     """Register output activations: ``f(u) -> Tensor`` on ``(B, C, H, W)``, channel axis 1."""
 
 
 @hookspec
-def register_poolings(register: Any) -> None:
+def register_poolings(register: Register) -> None:
     """Register poolings: ``factory(params)`` returns a :class:`torch.nn.Module`."""
 
 
 @hookspec
-def register_datasets(register: Any) -> None:
+def register_datasets(register: Register) -> None:
     """Register datasets: objects with ``load(root, train, download) -> ImageSet``
     (see :mod:`hebbkit.data`)."""
 
 
 @hookspec
-def register_commands(cli: Any) -> None:
+def register_commands(cli: typer.Typer) -> None:
     """Add sub-commands to the ``hebbkit`` typer application ``cli``."""

@@ -12,26 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cached_property
-from typing import Literal, Protocol
+from typing import Protocol
 
 import torch
-from pydantic import Field
 
-from hebbkit.registry import Params
+from hebbkit.registry import PlasticityParams
+
+__all__ = [
+    "ADAPTIVE_EPSILON",
+    "HebbianBatch",
+    "PlasticityParams",
+    "PlasticityRule",
+    "apply_update",
+    "neuron_rates",
+]
 
 ADAPTIVE_EPSILON = 1e-10
 NORMALIZE_EPSILON = 1e-30
-
-
-class PlasticityParams(Params):
-    """Learning-rate settings of every plasticity rule (plugins subclass this)."""
-
-    lr: float = Field(0.08, gt=0, description="η₀, the base learning rate")
-    lr_power: float = Field(0.5, ge=0, description="q, exponent of the adaptive rate")
-    adaptive: bool = Field(True, description="adaptive rate; else linear decay to 0")
-    normalize: Literal["max", "none"] = Field(
-        "max", description="divide Δw by its global max |Δw| before applying the rate"
-    )
 
 
 class HebbianBatch:

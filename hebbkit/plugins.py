@@ -36,15 +36,8 @@ from hebbkit.registry import FAMILIES, Component, Origin, Params, Registry
 ENTRY_POINT_GROUP = "hebbkit"
 OWN_DISTRIBUTION = "hebbkit"
 
-#: Component family -> the hook that registers it.
-FAMILY_HOOKS: dict[str, str] = {
-    "initializer": "register_initializers",
-    "plasticity": "register_plasticity_rules",
-    "competition": "register_competitions",
-    "activation": "register_activations",
-    "pooling": "register_poolings",
-    "dataset": "register_datasets",
-}
+#: Component family -> the hook that registers it (a view of :data:`FAMILIES`).
+FAMILY_HOOKS: dict[str, str] = {name: family.hook for name, family in FAMILIES.items()}
 
 #: The arguments ``register`` accepts, for the message when a plugin passes others.
 REGISTER_ARGUMENTS = "register(name, factory, params=ParamsModel, description='...')"
@@ -53,6 +46,18 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 _TRACE_PREFIX = "[hebbkit plugins]"
 
 Tracer = Callable[[str], None]
+
+
+class HebbkitPluginManager(pluggy.PluginManager):
+    """pluggy's manager with what hebbkit needs to know about each loaded plugin."""
+
+    def __init__(self, trace: Tracer | None = None) -> None:
+        super().__init__("hebbkit")
+        self.add_hookspecs(hookspecs)
+        #: entry-point name -> (distribution, version) of the plugins loaded from entry points
+        self.distributions: dict[str, tuple[str, str]] = {}
+        #: where loading, hook calls and registrations are logged (None: nowhere)
+        self.tracer: Tracer | None = trace
 
 
 def hook_names() -> list[str]:
@@ -131,10 +136,10 @@ def _where_raised(error: BaseException) -> str:
     return f" at {frame.filename}:{frame.lineno}"
 
 
-def _load_entry_point(pm: pluggy.PluginManager, entry_point: importlib.metadata.EntryPoint) -> None:
+def _load_entry_point(pm: HebbkitPluginManager, entry_point: importlib.metadata.EntryPoint) -> None:
     distribution, version = _dist_of(entry_point)
     if pm.get_plugin(entry_point.name) is not None:
-        other, _ = pm._hebbkit_dists.get(entry_point.name, ("unknown distribution", ""))  # type: ignore[attr-defined]
+        other, _ = pm.distributions.get(entry_point.name, ("unknown distribution", ""))
         if other == distribution:
             return  # the same distribution seen twice on sys.path
         raise PluginError(
@@ -143,7 +148,7 @@ def _load_entry_point(pm: pluggy.PluginManager, entry_point: importlib.metadata.
             f"the one in {distribution!r} (its [project.entry-points.hebbkit] table), uninstall "
             "one of them, or load only one with HEBBKIT_LOAD_PLUGINS."
         )
-    trace = pm._hebbkit_trace  # type: ignore[attr-defined]
+    trace = pm.tracer
     if trace:
         trace(
             f"load entry point {entry_point.name!r} = {entry_point.value} "
@@ -158,7 +163,7 @@ def _load_entry_point(pm: pluggy.PluginManager, entry_point: importlib.metadata.
             f"(pip uninstall {distribution}), or load only the plugins you need with "
             "HEBBKIT_LOAD_PLUGINS=name1,name2."
         ) from error
-    pm._hebbkit_dists[entry_point.name] = (distribution, version)  # type: ignore[attr-defined]
+    pm.distributions[entry_point.name] = (distribution, version)
     _register(pm, plugin, entry_point.name, f"from distribution {distribution!r}")
 
 
@@ -183,18 +188,15 @@ def _register(pm: pluggy.PluginManager, plugin: Any, name: str | None, where: st
 
 def make_plugin_manager(
     plugins: Iterable[Any] = (), *, load_entrypoints: bool = True, trace: bool | None = None
-) -> pluggy.PluginManager:
+) -> HebbkitPluginManager:
     """A plugin manager with hebbkit's hooks, entry-point plugins and ``plugins`` registered.
 
     ``trace`` logs loading, hook calls and registrations to stderr; it defaults to
     ``HEBBKIT_TRACE_PLUGINS``.
     """
-    pm = pluggy.PluginManager("hebbkit")
-    pm.add_hookspecs(hookspecs)
-    pm._hebbkit_dists = {}  # type: ignore[attr-defined]
     enabled = _is_truthy("HEBBKIT_TRACE_PLUGINS") if trace is None else trace
     tracer = _stderr_tracer if enabled else None
-    pm._hebbkit_trace = tracer  # type: ignore[attr-defined]
+    pm = HebbkitPluginManager(tracer)
     if tracer is not None:
         _monitor_hook_calls(pm, tracer)
     if load_entrypoints:
@@ -248,7 +250,7 @@ def _check_unknown_hooks(pm: pluggy.PluginManager) -> None:
 def _origin_of(pm: pluggy.PluginManager, plugin: Any) -> Origin:
     name = pm.get_name(plugin) or repr(plugin)
     module = plugin.__name__ if isinstance(plugin, types.ModuleType) else type(plugin).__module__
-    known = pm._hebbkit_dists.get(name)  # type: ignore[attr-defined]
+    known = pm.distributions.get(name) if isinstance(pm, HebbkitPluginManager) else None
     if known is not None:
         distribution, version = known
     else:
@@ -298,12 +300,12 @@ def _registrar(
             )
         if not isinstance(description, str):
             raise PluginError(f"{where}: description= must be a string.")
-        required = _required_params_base(family)
-        if required is not None and not issubclass(params, required):
+        required = FAMILIES[family].params_base
+        if not issubclass(params, required):
             raise PluginError(
                 f"{where}: its params model {params.__qualname__} must subclass "
-                f"{required.__module__}.{required.__qualname__}, which carries the learning-rate "
-                "settings the layer applies."
+                f"{_public_name(required)}, which carries the settings every {family} "
+                "component shares."
             )
         misplaced = _family_of_params(params)
         if misplaced is not None and misplaced != family:
@@ -318,25 +320,24 @@ def _registrar(
     return register
 
 
-def _required_params_base(family: str) -> type[Params] | None:
-    if family == "plasticity":
-        from hebbkit.plasticity import PlasticityParams
-
-        return PlasticityParams
-    return None
+def _public_name(model: type[Params]) -> str:
+    """Where a plugin author imports ``model`` from (hebbkit.plasticity.PlasticityParams)."""
+    home = {"PlasticityParams": "hebbkit.plasticity"}.get(model.__qualname__, model.__module__)
+    return f"{home}.{model.__qualname__}"
 
 
 def _family_of_params(params: type[Params]) -> str | None:
     """The family a params model belongs to by its base class, where that is unambiguous."""
-    from hebbkit.plasticity import PlasticityParams
-
-    return "plasticity" if issubclass(params, PlasticityParams) else None
+    for name, family in FAMILIES.items():
+        if family.params_base is not Params and issubclass(params, family.params_base):
+            return name
+    return None
 
 
 def build_registry(pm: pluggy.PluginManager) -> Registry:
     """Call every plugin's ``register_*`` hooks, each with a ``register`` bound to its origin."""
     registry = Registry()
-    trace = getattr(pm, "_hebbkit_trace", None)
+    trace = pm.tracer if isinstance(pm, HebbkitPluginManager) else None
     plugins = pm.get_plugins()
     for plugin in sorted(plugins, key=lambda p: pm.get_name(p) or ""):
         origin = _origin_of(pm, plugin)
@@ -376,7 +377,7 @@ def add_commands(pm: pluggy.PluginManager, cli: Any) -> None:
 
 
 @lru_cache(maxsize=1)
-def get_plugin_manager() -> pluggy.PluginManager:
+def get_plugin_manager() -> HebbkitPluginManager:
     return make_plugin_manager()
 
 
@@ -390,15 +391,13 @@ def reset() -> None:
     """Forget the cached plugin manager and registry (after installing plugins, in tests)."""
     get_registry.cache_clear()
     get_plugin_manager.cache_clear()
-    from hebbkit import recipe
-
-    recipe.recipe_model.cache_clear()
 
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "FAMILIES",
     "FAMILY_HOOKS",
+    "HebbkitPluginManager",
     "add_commands",
     "build_registry",
     "get_plugin_manager",

@@ -3,6 +3,11 @@
 A component is a named factory plus a pydantic model of its parameters and the origin
 (plugin, distribution, version) it came from. The registry never knows any component by
 name: everything arrives through the ``register_*`` hooks (see :mod:`hebbkit.hookspecs`).
+
+:data:`FAMILIES` is the one table of what a family is: its description, the hook that
+registers it and the base class its params models must extend. ``PlasticityParams`` is
+defined here (and re-exported by :mod:`hebbkit.plasticity`) because it is part of that
+table; it needs pydantic only, which keeps this module a torch-free leaf.
 """
 
 from __future__ import annotations
@@ -10,27 +15,79 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from hebbkit.errors import PluginError, UnknownComponentError
-
-#: Family name -> one-line description of what a component of that family is.
-FAMILIES: dict[str, str] = {
-    "initializer": "init(shape, generator) -> Tensor: initial weights of a conv or linear layer",
-    "plasticity": "rule.delta(weight, batch) -> Tensor: update direction for one batch",
-    "competition": "compete(u) -> y: winner-take-all signal over neurons, used for learning",
-    "activation": "f(u) -> Tensor: output nonlinearity over the channel axis (dim 1)",
-    "pooling": "factory() -> torch.nn.Module: spatial pooling after the activation",
-    "dataset": "source.load(root, train=..., download=...) -> ImageSet: a labelled image set",
-}
 
 
 class Params(BaseModel):
     """Base of every component's parameter model: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PlasticityParams(Params):
+    """Learning-rate settings of every plasticity rule (plugins subclass this)."""
+
+    lr: float = Field(0.08, gt=0, description="η₀, the base learning rate")
+    lr_power: float = Field(0.5, ge=0, description="q, exponent of the adaptive rate")
+    adaptive: bool = Field(True, description="adaptive rate; else linear decay to 0")
+    normalize: Literal["max", "none"] = Field(
+        "max", description="divide Δw by its global max |Δw| before applying the rate"
+    )
+
+
+@dataclass(frozen=True)
+class Family:
+    """What a component family is: one row of :data:`FAMILIES`."""
+
+    name: str
+    description: str
+    #: the hook of :mod:`hebbkit.hookspecs` that registers components of this family
+    hook: str
+    #: the class every params model of the family must extend
+    params_base: type[Params] = Params
+
+
+#: Every component family, in the order listings show them.
+FAMILIES: dict[str, Family] = {
+    family.name: family
+    for family in (
+        Family(
+            "initializer",
+            "init(shape, generator) -> Tensor: initial weights of a conv or linear layer",
+            "register_initializers",
+        ),
+        Family(
+            "plasticity",
+            "rule.delta(weight, batch) -> Tensor: update direction for one batch",
+            "register_plasticity_rules",
+            PlasticityParams,
+        ),
+        Family(
+            "competition",
+            "compete(u) -> y: winner-take-all signal over neurons, used for learning",
+            "register_competitions",
+        ),
+        Family(
+            "activation",
+            "f(u) -> Tensor: output nonlinearity over the channel axis (dim 1)",
+            "register_activations",
+        ),
+        Family(
+            "pooling",
+            "factory() -> torch.nn.Module: spatial pooling after the activation",
+            "register_poolings",
+        ),
+        Family(
+            "dataset",
+            "source.load(root, train=..., download=...) -> ImageSet: a labelled image set",
+            "register_datasets",
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)

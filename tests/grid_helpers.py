@@ -9,7 +9,7 @@ import pytest
 import tomli_w
 from typer.testing import CliRunner
 
-from hebbkit.cli import app
+from hebbkit.cli.app import app
 
 REPO = Path(__file__).resolve().parents[1]
 #: The MNIST files the repository ships (torchvision's raw layout).

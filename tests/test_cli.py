@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hebbkit.cli import app
+from hebbkit.cli.app import app
 from tests.conftest import RECIPES, TINY_RECIPE
 
 if sys.version_info >= (3, 11):

@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from hebbkit.data import ImageSet, data_root, load_splits, offline, split, to_float
+from hebbkit.config.recipe import validate_recipe
+from hebbkit.data import ImageSet, to_float
+from hebbkit.engine.splits import load_splits, split
 from hebbkit.errors import DataError
-from hebbkit.recipe import validate_recipe
 from hebbkit.registry import Registry
+from hebbkit.runs.run import data_root, offline
 from tests.conftest import TINY_RECIPE
 
 

@@ -16,7 +16,10 @@ from hebbkit_deterministic.initializers import (
 )
 from typer.testing import CliRunner
 
-from hebbkit.cli import app
+from hebbkit.cli.app import app
+from hebbkit.config.recipe import load_recipe
+from hebbkit.engine.diagnostics import describe_layers, distinct_rows
+from hebbkit.engine.network import HebbianNetwork
 from hebbkit.errors import RecipeError
 from hebbkit.hadamard import (
     SCALES,
@@ -25,11 +28,7 @@ from hebbkit.hadamard import (
     sylvester_hadamard,
     walsh_signs,
 )
-from hebbkit.inspection import describe_layers
-from hebbkit.network import HebbianNetwork
-from hebbkit.recipe import load_recipe
 from hebbkit.registry import Registry
-from hebbkit.training import distinct_rows
 from tests.conftest import RECIPES
 
 INITS = ["hadamard-distinct", "zero-distinct"]

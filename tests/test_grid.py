@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hebbkit.grid import GridError, load_grid, parse_seeds
+from hebbkit.errors import GridError
 from hebbkit.registry import Registry
+from hebbkit.runs.grid import load_grid, parse_seeds
 from tests.conftest import REPO
 from tests.grid_helpers import TINY_GRID as TINY_TEXT
 from tests.grid_helpers import invoke, mnist_data, shared_tiny_grid, user_error, write_grid

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from hebbkit.inspection import describe_layers
-from hebbkit.network import HebbianNetwork
-from hebbkit.recipe import load_recipe
+from hebbkit.config.recipe import load_recipe
+from hebbkit.engine.diagnostics import describe_layers
+from hebbkit.engine.network import HebbianNetwork
 from hebbkit.registry import Registry
 from tests.conftest import RECIPES
 

@@ -11,7 +11,7 @@ import pytest
 import tomli_w
 from typer.testing import CliRunner
 
-from hebbkit.cli import app
+from hebbkit.cli.app import app
 from tests.conftest import RECIPES
 
 if sys.version_info >= (3, 11):

@@ -15,9 +15,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hebbkit.network import HebbianLayer
+from hebbkit.config.recipe import validate_recipe
+from hebbkit.engine.network import HebbianLayer
 from hebbkit.plasticity import ADAPTIVE_EPSILON, HebbianBatch, apply_update, neuron_rates
-from hebbkit.recipe import validate_recipe
 from hebbkit.registry import Registry
 from tests.conftest import TINY_RECIPE
 

@@ -17,7 +17,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from hebbkit import plugins
-from hebbkit.cli import app
+from hebbkit.cli.app import app
 from hebbkit.contract import check_component
 from hebbkit.errors import PluginError
 from hebbkit.hookspecs import hookimpl

@@ -10,17 +10,10 @@ from typing import Any
 
 import pytest
 
+from hebbkit.config.overrides import apply_overrides, parse_value, split_path
+from hebbkit.config.recipe import load_recipe, recipe_dict, recipe_toml, validate_recipe
+from hebbkit.config.toml import read_toml
 from hebbkit.errors import RecipeError, UnknownComponentError
-from hebbkit.recipe import (
-    apply_overrides,
-    load_recipe,
-    parse_value,
-    read_toml,
-    recipe_dict,
-    recipe_toml,
-    split_path,
-    validate_recipe,
-)
 from hebbkit.registry import Registry
 from tests.conftest import RECIPES, TINY_RECIPE
 

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from hebbkit import plots
-from hebbkit.report import (
+from hebbkit.reports import plots
+from hebbkit.reports.collect import (
     Collection,
     GridInfo,
     RunRecord,
     collect,
     initial_first_layer,
-    results_frame,
 )
+from hebbkit.reports.report import results_frame
 from tests.grid_helpers import invoke, shared_tiny_grid, user_error
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hebbkit.cli import app
+from hebbkit.cli.app import app
 from hebbkit.contract import check_component
 from hebbkit.errors import HebbkitError
 from hebbkit.plugins import build_registry, make_plugin_manager

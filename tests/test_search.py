@@ -12,24 +12,17 @@ import pytest
 import tomli_w
 from typer.testing import CliRunner
 
-from hebbkit.cli import app
+from hebbkit.cli.app import app
+from hebbkit.config.overrides import parse_value
+from hebbkit.config.recipe import load_recipe, recipe_toml, validate_recipe
+from hebbkit.config.search_space import SearchConfig, overrides_for
+from hebbkit.config.toml import display, short_names, toml_inline
 from hebbkit.errors import RecipeError
-from hebbkit.recipe import load_recipe, parse_value, recipe_toml, validate_recipe
-from hebbkit.search import (
-    SearchConfig,
-    display,
-    dry_run,
-    load_plan,
-    overrides_for,
-    sample_configs,
-    short_names,
-    toml_inline,
-    trial_recipe,
-)
-from hebbkit.search_results import (
+from hebbkit.reports.search_report import plot_report
+from hebbkit.runs.search import dry_run, load_plan, sample_configs, trial_recipe
+from hebbkit.runs.trials import (
     TrialRecord,
     best_recipe_toml,
-    plot_report,
     results_frame,
     seed_statistics,
     write_tables,
@@ -391,10 +384,7 @@ def test_optuna_missing_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_ray_missing_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
-    import hebbkit
-
-    monkeypatch.setitem(sys.modules, "hebbkit.tune", None)  # import fails as if Ray were absent
-    monkeypatch.delattr(hebbkit, "tune", raising=False)  # an earlier test may have imported it
+    monkeypatch.setitem(sys.modules, "ray", None)  # import fails as if Ray were absent
     path = write(tmp_path, searched({"seed": {"grid": [0]}}))
     result = runner.invoke(app, ["tune", str(path), "--out", str(tmp_path / "s")])
     assert result.exit_code == 2

@@ -25,7 +25,7 @@ import tomli_w
 import torch
 from typer.testing import CliRunner
 
-from hebbkit.cli import app
+from hebbkit.cli.app import app
 from tests.conftest import REPO, TINY_RECIPE
 
 ray = pytest.importorskip("ray")
@@ -175,7 +175,8 @@ def test_interrupted_search_resumes_without_repeating_finished_trials(
     recipe = write(tmp_path, small_recipe(space, algorithm="grid"))
     out = tmp_path / "search"
     ray_temp = tempfile.mkdtemp(prefix="hkrt", dir="/tmp")
-    command = [sys.executable, "-c", "from hebbkit.cli import main; main()", "tune", str(recipe)]
+    main = "from hebbkit.cli.app import main; main()"
+    command = [sys.executable, "-c", main, "tune", str(recipe)]
     command += ["--out", str(out), "--data-root", str(DATA), "--offline", "--max-concurrent", "1"]
     command += ["--ray-temp", ray_temp]
     # Ctrl-C as soon as the first trial has written its run folder
@@ -215,7 +216,7 @@ def test_resume_refuses_a_different_recipe(tmp_path: Path, local_ray: None) -> N
     out = tmp_path / "search"
     out.mkdir()
     from hebbkit.plugins import get_registry
-    from hebbkit.search import load_plan
+    from hebbkit.runs.search import load_plan
 
     (out / "search.toml").write_text(load_plan(recipe, [], get_registry()).search_toml())
     result = tune(recipe, out, "--resume", "-s", "readout.epochs=3")
@@ -241,7 +242,8 @@ def test_setup_errors_exit_2(tmp_path: Path, local_ray: None) -> None:
 
 
 def test_ray_temp_must_keep_socket_paths_short() -> None:
-    from hebbkit.tune import TuneSetupError, check_ray_temp
+    from hebbkit.errors import TuneSetupError
+    from hebbkit.runs.ray import check_ray_temp
 
     check_ray_temp(Path("/tmp/ray"))
     with pytest.raises(TuneSetupError, match="--ray-temp"):

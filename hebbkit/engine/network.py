@@ -10,7 +10,6 @@ neurons or samples.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -19,24 +18,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hebbkit.config.recipe import LayerConfig, Recipe
+from hebbkit.engine.seeds import derive_seed
 from hebbkit.errors import HebbkitError, PluginError
 from hebbkit.plasticity import HebbianBatch, PlasticityParams, apply_update
 from hebbkit.registry import Registry
-
-
-def derive_seed(seed: int, *labels: object) -> int:
-    """A stable 63-bit seed for one purpose (``labels``) of a run with ``seed``."""
-    text = ":".join([str(seed), *map(str, labels)]).encode()
-    return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") >> 1
 
 
 def build_initial_weight(
     registry: Registry, spec: Any, shape: Sequence[int], generator: torch.Generator
 ) -> torch.Tensor:
     """Run an initializer and check what it returned."""
-    init = registry.get("initializer", spec.name).build(spec)
-    weight = init(tuple(shape), generator)
     component = registry.get("initializer", spec.name)
+    init = component.build(spec)
+    weight = init(tuple(shape), generator)
     if not isinstance(weight, torch.Tensor) or tuple(weight.shape) != tuple(shape):
         raise PluginError(
             f"Initializer {spec.name!r} from {component.origin.describe()} returned "
@@ -55,7 +50,7 @@ class HebbianLayer(nn.Module):
     weight: torch.Tensor
 
     def __init__(
-        self, config: Any, in_channels: int, registry: Registry, generator: torch.Generator
+        self, config: LayerConfig, in_channels: int, registry: Registry, generator: torch.Generator
     ) -> None:
         super().__init__()
         self.config = config
@@ -176,7 +171,7 @@ class HebbianNetwork(nn.Module):
         self.layers = nn.ModuleList(layers)
 
     @classmethod
-    def from_recipe(cls, recipe: Any, in_channels: int, registry: Registry) -> HebbianNetwork:
+    def from_recipe(cls, recipe: Recipe, in_channels: int, registry: Registry) -> HebbianNetwork:
         layers = []
         channels = in_channels
         for index, config in enumerate(recipe.layers):
@@ -202,7 +197,7 @@ class HebbianNetwork(nn.Module):
 
 
 def initialisation_problem(
-    recipe: Any, registry: Registry, built: dict[str, str | None] | None = None
+    recipe: Recipe, registry: Registry, built: dict[str, str | None] | None = None
 ) -> str | None:
     """Initialise the recipe's network on the CPU and return why it was refused, if it was.
 

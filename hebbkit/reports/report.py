@@ -1,229 +1,29 @@
-"""``hebbkit report``: tables and plots over many run folders, beside the study's numbers.
-
-Run folders are found by their ``summary.json`` (recursively, so a grid's output folder, a
-folder of plain runs, or a single run folder all work). A run inside a grid's output folder
-takes its label and the study's figures from the grid's ``grid.json``; a plain run is
-labelled by its recipe's name. Runs with the same label are the seeds of one result, shown
-as mean ± std (sample standard deviation).
-"""
+"""``hebbkit report``: markdown, tables and plots over many run folders, beside the study's
+numbers. Runs with the same label are the seeds of one result, shown as mean ± std (sample
+standard deviation)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import shlex
-import sys
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from hebbkit.errors import HebbkitError
-from hebbkit.grid import MANIFEST, SEED_FOLDER
-from hebbkit.search import display
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: the tomli backport
-    import tomli as tomllib
-
-#: Section name of runs that belong to no grid.
-PLAIN = "runs"
-METRICS = ("test_accuracy", "train_accuracy", "validation_accuracy")
-
-
-class ReportError(HebbkitError):
-    """Nothing to report, or a folder that cannot be read."""
-
-
-@dataclass
-class RunRecord:
-    """One finished run folder, as the report sees it."""
-
-    folder: Path
-    grid: str
-    label: str
-    seed: int
-    summary: dict[str, Any]
-    recipe: dict[str, Any]
-    factors: dict[str, str] = field(default_factory=dict)
-    #: the network's saved state, loaded on first use
-    weights: dict[str, Any] | None = field(default=None, repr=False)
-
-    def metric(self, name: str) -> float | None:
-        value = self.summary.get(name)
-        return 100 * value if isinstance(value, (int, float)) else None
-
-    def metrics_table(self) -> pl.DataFrame:
-        path = self.folder / "metrics.parquet"
-        return pl.read_parquet(path) if path.is_file() else pl.DataFrame()
-
-    @property
-    def channels(self) -> list[int]:
-        return [int(layer.get("channels", 0)) for layer in self.recipe.get("layers", [])]
-
-    @property
-    def inits(self) -> list[str]:
-        return [_init_name(layer.get("init")) for layer in self.recipe.get("layers", [])]
-
-
-@dataclass
-class GridInfo:
-    """A grid's manifest (what was planned) and where its output lives."""
-
-    name: str
-    root: Path | None
-    manifest: dict[str, Any]
-
-    @property
-    def study(self) -> dict[str, Any]:
-        return self.manifest.get("study") or {}
-
-    @property
-    def metric(self) -> str:
-        return self.study.get("metric", "test_accuracy")
-
-    @property
-    def figures(self) -> dict[str, float]:
-        return self.study.get("figures") or {}
-
-    @property
-    def labels(self) -> list[str]:
-        return list(self.manifest.get("labels") or [])
-
-
-@dataclass
-class Collection:
-    runs: list[RunRecord]
-    grids: dict[str, GridInfo]
-
-    def of(self, grid: str) -> list[RunRecord]:
-        return [r for r in self.runs if r.grid == grid]
-
-    def labels(self, grid: str) -> list[str]:
-        """The grid's labels in its own order (planned first), then any others found."""
-        found = [r.label for r in self.of(grid)]
-        planned = self.grids[grid].labels if grid in self.grids else []
-        order = list(dict.fromkeys([*planned, *sorted(set(found), key=found.index)]))
-        return order
-
-
-# --- finding and reading runs ----------------------------------------------------------------
-
-
-def find_run_folders(paths: list[Path]) -> list[Path]:
-    """Folders holding a ``summary.json`` under ``paths`` (unfinished and hidden ones skipped)."""
-    folders: dict[Path, None] = {}
-    for path in paths:
-        path = path.expanduser().resolve()
-        if not path.exists():
-            raise ReportError(f"{path} does not exist: pass run folders or grid output folders.")
-        if path.is_file():
-            raise ReportError(
-                f"{path} is a file: pass run folders or grid output folders (the folders that "
-                "hold summary.json, or any folder above them)."
-            )
-        for summary in sorted(path.rglob("summary.json")):
-            relative = summary.parent.relative_to(path).parts
-            # staged (.x.partial-*), failed (x.failed-*) and stopped runs, and Ray's bookkeeping
-            if any(
-                p.startswith(".") or ".failed-" in p or p.endswith(".stopped") for p in relative
-            ):
-                continue
-            folders[summary.parent] = None
-    return list(folders)
-
-
-def _manifest_of(folder: Path, cache: dict[Path, Any]) -> tuple[Path, dict[str, Any]] | None:
-    for parent in folder.parents:
-        if parent not in cache:
-            path = parent / MANIFEST
-            try:
-                cache[parent] = json.loads(path.read_text()) if path.is_file() else None
-            except (OSError, json.JSONDecodeError):
-                cache[parent] = None
-        if cache[parent] is not None:
-            return parent, cache[parent]
-    return None
-
-
-def collect(paths: list[Path]) -> Collection:
-    """Read every run folder under ``paths`` (and the manifests of their grids)."""
-    folders = find_run_folders(paths)
-    if not folders:
-        shown = ", ".join(str(p) for p in paths)
-        raise ReportError(
-            f"No finished run (a folder with summary.json) under {shown}. Run hebbkit run or "
-            "hebbkit grid first, or point at their output folders."
-        )
-    cache: dict[Path, Any] = {}
-    grids: dict[str, GridInfo] = {}
-    runs = []
-    for folder in folders:
-        try:
-            summary = json.loads((folder / "summary.json").read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ReportError(f"Cannot read {folder / 'summary.json'}: {error}.") from None
-        recipe = _read_recipe(folder)
-        seed = int(summary.get("seed", recipe.get("seed", 0)))
-        found = _manifest_of(folder, cache)
-        if found is None:
-            runs.append(
-                RunRecord(
-                    folder, PLAIN, str(summary.get("recipe", folder.name)), seed, summary, recipe
-                )
-            )
-            continue
-        root, manifest = found
-        name = str(manifest.get("grid", root.name))
-        if name in grids and grids[name].root != root:
-            name = f"{name} ({root.name})"
-        grids.setdefault(name, GridInfo(name, root, manifest))
-        relative = folder.relative_to(root)
-        label = (
-            relative.parent.as_posix() if relative.name.startswith("seed") else relative.as_posix()
-        )
-        planned = {(r["label"], r["seed"]): r for r in manifest.get("runs", [])}
-        factors = (manifest.get("factors") or {}).get(label) or planned.get((label, seed), {}).get(
-            "factors", {}
-        )
-        runs.append(RunRecord(folder, name, label, seed, summary, recipe, factors))
-    _label_plain_runs([r for r in runs if r.grid == PLAIN])
-    return Collection(runs, grids)
-
-
-def _read_recipe(folder: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads((folder / "recipe.toml").read_text())
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
-
-
-def _label_plain_runs(runs: list[RunRecord]) -> None:
-    """Same recipe name, different recipes (other than the seed): tell them apart."""
-    variants: dict[str, set[str]] = {}
-    for run in runs:
-        variants.setdefault(run.label, set()).add(_recipe_key(run.recipe))
-    for run in runs:
-        if len(variants[run.label]) > 1:
-            run.label = f"{run.label}#{_recipe_key(run.recipe)[:6]}"
-
-
-def _recipe_key(recipe: dict[str, Any]) -> str:
-    body = {k: v for k, v in recipe.items() if k != "seed"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def _init_name(init: Any) -> str:
-    if isinstance(init, str):
-        return init
-    if isinstance(init, dict):
-        return display(init)
-    return "?"
-
+from hebbkit.errors import ReportError
+from hebbkit.reports import plots
+from hebbkit.reports.collect import (
+    METRICS,
+    PLAIN,
+    Collection,
+    GridInfo,
+    collect,
+    initial_layers,
+    weights_count,
+)
+from hebbkit.runs.folder import FAILED_MARK, is_finished, run_name_of
 
 # --- tables ----------------------------------------------------------------------------------
 
@@ -331,9 +131,9 @@ def _failed_seeds(info: GridInfo, label: str) -> int:
     if not folder.is_dir():
         return 0
     seeds = set()
-    for failed in folder.glob("seed*.failed-*"):
-        seed = failed.name.split(".failed-")[0]
-        if not (folder / seed / "summary.json").exists():
+    for failed in folder.glob(f"seed*{FAILED_MARK}*"):
+        seed = run_name_of(failed)
+        if not is_finished(folder / seed):
             seeds.add(seed)
     return len(seeds)
 
@@ -365,7 +165,7 @@ def layers_frame(collection: Collection, grid: str) -> pl.DataFrame:
             if "phase" in metrics.columns
             else pl.DataFrame()
         )
-        initial = _initial_layers(run) if trace.is_empty() else {}
+        initial = initial_layers(run) if trace.is_empty() else {}
         # without diagnostics, the end-of-epoch "hebbian" rows still hold the final state
         ends = (
             metrics.filter(pl.col("phase") == "hebbian")
@@ -389,7 +189,7 @@ def layers_frame(collection: Collection, grid: str) -> pl.DataFrame:
                     "layer": index + 1,
                     "init": run.inits[index],
                     "channels": run.channels[index],
-                    "weights": _weights_count(run, index),
+                    "weights": weights_count(run, index),
                     "nonzero_init": first.get("nonzero_weights"),
                     "study_nonzero": published[index]
                     if published and index < len(published)
@@ -405,76 +205,6 @@ def layers_frame(collection: Collection, grid: str) -> pl.DataFrame:
                 }
             )
     return pl.from_dicts(rows, infer_schema_length=None) if rows else pl.DataFrame()
-
-
-def _weights_count(run: RunRecord, index: int) -> int | None:
-    weight = _weights(run).get(f"layers.{index}.weight")
-    return int(weight.numel()) if weight is not None else None
-
-
-def _input_channels(run: RunRecord) -> int | None:
-    """Input channels of the first layer, from the saved weights' shape."""
-    weight = _weights(run).get("layers.0.weight")
-    return int(weight.shape[1]) if weight is not None else None
-
-
-def _weights(run: RunRecord) -> dict[str, Any]:
-    """The Hebbian network's saved state (``weights.pt``), read once per run."""
-    if run.weights is None:
-        run.weights = {}
-        path = run.folder / "weights.pt"
-        if path.is_file():
-            import torch
-
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-                run.weights = dict(state.get("network", {}))
-            except Exception:  # an unreadable weights file only costs counts and pictures
-                run.weights = {}
-    return run.weights
-
-
-def learned_first_layer(run: RunRecord) -> Any:
-    return _weights(run).get("layers.0.weight")
-
-
-def _initial_layers(run: RunRecord) -> dict[int, dict[str, Any]]:
-    """Rebuild the run's network from its recipe and describe it (no diagnostics recorded)."""
-    try:
-        from hebbkit.inspection import describe_layers
-        from hebbkit.network import HebbianNetwork
-        from hebbkit.plugins import get_registry
-        from hebbkit.recipe import validate_recipe
-
-        registry = get_registry()
-        recipe = validate_recipe(run.recipe, registry, source=str(run.folder / "recipe.toml"))
-        in_channels = _input_channels(run) or 1
-        network = HebbianNetwork.from_recipe(recipe, in_channels, registry)
-        return {row["layer"]: row for row in describe_layers(network)}
-    except Exception:  # a plugin that is gone: the table shows what the metrics hold
-        return {}
-
-
-def initial_first_layer(run: RunRecord) -> Any:
-    """The first layer's weight before learning, rebuilt from the recipe and seed.
-
-    Built by the network's own code (the first layer only), so it is the run's initial
-    weight exactly as long as the recipe's components are still installed.
-    """
-    try:
-        from hebbkit.network import HebbianNetwork
-        from hebbkit.plugins import get_registry
-        from hebbkit.recipe import validate_recipe
-
-        in_channels = _input_channels(run)
-        if in_channels is None:
-            return None
-        registry = get_registry()
-        recipe = validate_recipe(run.recipe, registry, source=str(run.folder / "recipe.toml"))
-        first = recipe.model_copy(update={"layers": recipe.layers[:1]})
-        return HebbianNetwork.from_recipe(first, in_channels, registry).layers[0].weight
-    except Exception:  # as above: only the picture's first row is lost
-        return None
 
 
 # --- markdown --------------------------------------------------------------------------------
@@ -657,8 +387,6 @@ def write_report(
     paths: list[Path], out: Path, command: str | None = None, title: str | None = None
 ) -> Path:
     """Write ``out/report.md`` with its PNG plots and CSV tables; returns the report's path."""
-    from hebbkit import plots
-
     collection = collect(paths)
     out = out.expanduser().resolve()
     try:
@@ -746,4 +474,4 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-__all__ = ["SEED_FOLDER", "collect", "write_report"]
+__all__ = ["results_frame", "runs_frame", "write_report"]

@@ -1,4 +1,4 @@
-"""Hyperparameter searches described in a recipe's ``[search]`` table (no Ray here).
+"""The ``[search]`` table of a recipe: distributions over dotted recipe paths (no Ray here).
 
 A search space maps dotted recipe paths (the syntax of ``-s`` overrides, ``layers.*.x`` and
 list indices included) to a distribution::
@@ -13,41 +13,28 @@ list indices included) to a distribution::
     when = { "layers.0.activation.name" = ["repu", "triangle"] }
 
 A trial is the recipe with one ``path=value`` override per searched path, validated exactly
-as ``hebbkit run -s`` would. This module parses and checks spaces, samples them for
-``--dry-run``, turns sampled values into trial recipes, and is what :mod:`hebbkit.tune` (the
-Ray adapter) builds on.
+as ``hebbkit run -s`` would. This module parses and checks spaces and turns sampled values
+into a trial's overrides; :mod:`hebbkit.runs.search` plans and samples searches.
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
-import importlib.util
-import itertools
-import json
 import math
-import re
 import shlex
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     field_validator,
     model_serializer,
     model_validator,
 )
 
-from hebbkit.errors import HebbkitError, RecipeError
-
-if TYPE_CHECKING:
-    from hebbkit.recipe import Recipe
-    from hebbkit.registry import Registry
+from hebbkit.config.overrides import apply_overrides, parse_value
+from hebbkit.config.toml import Strict, did_you_mean, short, toml_inline
 
 #: Distributions a searched path can take, and what each one's value is.
 DISTRIBUTIONS: dict[str, str] = {
@@ -64,11 +51,7 @@ FINITE = ("choice", "grid", "randint")
 Metric = Literal["validation_accuracy", "test_accuracy", "train_loss", "train_running_accuracy"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Dimension(_Strict):
+class Dimension(Strict):
     """One searched path: a distribution, and an optional condition on other paths."""
 
     kind: Literal["choice", "grid", "uniform", "loguniform", "randint", "quniform"]
@@ -122,7 +105,7 @@ def quantize(value: float, q: float) -> float:
     return float(np.round(np.round(value / q) * q, 12))
 
 
-class SchedulerConfig(_Strict):
+class SchedulerConfig(Strict):
     name: Literal["fifo", "asha"] = Field(
         "fifo", description="fifo runs every trial to the end; asha stops bad trials early"
     )
@@ -155,7 +138,7 @@ def _scheduler_shorthand(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
 
-class SearchConfig(_Strict):
+class SearchConfig(Strict):
     """The ``[search]`` table of a recipe (used by ``hebbkit tune``, ignored by ``run``)."""
 
     metric: Metric = Field("validation_accuracy", description="read-out metric that ranks trials")
@@ -208,7 +191,7 @@ class SearchConfig(_Strict):
                 if other not in self.space:
                     problems.append(
                         f"{path!r}: when refers to {other!r}, which is not a searched path"
-                        f"{_close(other, list(self.space))}"
+                        f"{did_you_mean(other, list(self.space))}"
                     )
                 elif other == path:
                     problems.append(f"{path!r}: when refers to the path itself")
@@ -278,13 +261,14 @@ def _parse_dimension(path: str, table: Any, problems: list[str]) -> Any:
     kinds = ", ".join(DISTRIBUTIONS)
     if not isinstance(table, dict):
         problems.append(
-            f"{path!r} = {_short(table)}: expected a distribution table such as "
+            f"{path!r} = {short(table)}: expected a distribution table such as "
             f"{{ choice = [...] }} (one of {kinds})"
         )
         return None
     unknown = [k for k in table if k not in DISTRIBUTIONS and k != "when"]
     for key in unknown:
-        problems.append(f"{path!r}: unknown key {key!r}{_close(key, [*DISTRIBUTIONS, 'when'])}")
+        hint = did_you_mean(key, [*DISTRIBUTIONS, "when"])
+        problems.append(f"{path!r}: unknown key {key!r}{hint}")
     found = [k for k in table if k in DISTRIBUTIONS]
     if len(found) != 1:
         if not unknown:
@@ -320,15 +304,15 @@ def _check_args(kind: str, args: Any) -> str | None:
         isinstance(a, (int, float)) and not isinstance(a, bool) for a in args
     )
     if not numbers or len(args) != size:
-        return f"{kind} needs {shape}, got {_short(args)}"
+        return f"{kind} needs {shape}, got {short(args)}"
     if kind == "randint":
         if not all(isinstance(a, int) for a in args):
-            return f"randint needs whole numbers {shape}, got {_short(args)}"
+            return f"randint needs whole numbers {shape}, got {short(args)}"
         if args[0] > args[1]:
             return f"randint low {args[0]} is more than high {args[1]}"
         return None
     if not all(math.isfinite(a) for a in args):
-        return f"{kind} needs finite numbers, got {_short(args)}"
+        return f"{kind} needs finite numbers, got {short(args)}"
     if args[0] >= args[1]:
         return f"{kind} low {args[0]} must be less than high {args[1]}"
     if kind == "loguniform" and args[0] <= 0:
@@ -338,85 +322,7 @@ def _check_args(kind: str, args: Any) -> str | None:
     return None
 
 
-def _close(word: str, options: list[str]) -> str:
-    match = difflib.get_close_matches(word, options, n=1)
-    return f" (did you mean {match[0]!r}?)" if match else ""
-
-
-def _short(value: Any) -> str:
-    text = toml_inline(value) if _tomlable(value) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _tomlable(value: Any) -> bool:
-    try:
-        toml_inline(value)
-    except TypeError:
-        return False
-    return True
-
-
-# --- values as TOML text ------------------------------------------------------------------
-
-
-def display(value: Any) -> str:
-    """A sampled value for a console table: short numbers, tables as ``name k=v``."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        parts = [str(value["name"])] if "name" in value else []
-        parts += [f"{k}={display(v)}" for k, v in value.items() if k != "name"]
-        return " ".join(parts)
-    return toml_inline(value) if _tomlable(value) else repr(value)
-
-
-def short_names(paths: list[str]) -> dict[str, str]:
-    """The shortest dotted suffix of each path that no other path ends with (table headers)."""
-    names = {}
-    for path in paths:
-        parts = path.split(".")
-        # "name" alone says nothing: start from "activation.name"
-        for size in range(2 if parts[-1] == "name" else 1, len(parts) + 1):
-            suffix = ".".join(parts[-size:])
-            clash = any(o != path and (o == suffix or o.endswith("." + suffix)) for o in paths)
-            if not clash:
-                break
-        names[path] = suffix
-    return names
-
-
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def toml_inline(value: Any) -> str:
-    """``value`` as one line of TOML (what ``-s path=VALUE`` takes)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_inline(v) for v in value) + "]"
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        items = (
-            f"{k if _BARE_KEY.match(str(k)) else json.dumps(str(k))} = {toml_inline(v)}"
-            for k, v in value.items()
-        )
-        return "{ " + ", ".join(items) + " }"
-    raise TypeError(f"{type(value).__name__} is not a TOML value")
+# --- from sampled values to a trial's overrides ---------------------------------------------
 
 
 def encode(dim: Dimension, value: Any) -> Any:
@@ -425,8 +331,6 @@ def encode(dim: Dimension, value: Any) -> Any:
 
 def decode(search: SearchConfig, config: dict[str, Any]) -> dict[str, Any]:
     """Sampled values of a search library's config (TOML text back to tables)."""
-    from hebbkit.recipe import parse_value
-
     values = {}
     for path, dim in search.space.items():
         value = config[path]
@@ -461,235 +365,5 @@ def trial_data(
     base: dict[str, Any], search: SearchConfig, values: dict[str, Any]
 ) -> dict[str, Any]:
     """The plain recipe data of one trial: the base, its overrides, no ``[search]``."""
-    from hebbkit.recipe import apply_overrides
-
     data = {k: v for k, v in base.items() if k != "search"}
     return apply_overrides(data, overrides_for(search, values))
-
-
-def trial_recipe(
-    base: dict[str, Any],
-    search: SearchConfig,
-    values: dict[str, Any],
-    registry: Registry,
-    source: str = "<trial>",
-) -> Recipe:
-    from hebbkit.recipe import validate_recipe
-
-    return validate_recipe(trial_data(base, search, values), registry, source=source)
-
-
-# --- planning: load, check paths, sample -------------------------------------------------
-
-
-@dataclass
-class SearchPlan:
-    """A recipe with a ``[search]`` table, checked and ready to run or sample."""
-
-    source: str
-    #: the recipe data as written (overrides applied), without ``[search]``
-    base: dict[str, Any]
-    search: SearchConfig
-    name: str
-    readout_epochs: int
-    #: the ``-s`` overrides given on the command line, applied to the file before searching
-    overrides: tuple[str, ...] = ()
-
-    def search_toml(self) -> str:
-        """The whole recipe, ``[search]`` included, as the search ran it."""
-        import tomli_w
-
-        return tomli_w.dumps({**self.base, "search": self.search.model_dump(exclude_none=True)})
-
-
-def load_plan(
-    path: Path | str,
-    overrides: list[str] | None,
-    registry: Registry,
-    *,
-    num_samples: int | None = None,
-) -> SearchPlan:
-    """Read a recipe, require its ``[search]`` table and check every searched path."""
-    from hebbkit.recipe import apply_overrides, read_toml, validate_recipe
-
-    data = apply_overrides(read_toml(Path(path)), overrides or [])
-    if num_samples is not None:
-        if num_samples < 1:
-            raise RecipeError(f"--num-samples {num_samples}: give 1 or more.")
-        data.setdefault("search", {})
-        if isinstance(data["search"], dict):
-            data["search"]["num_samples"] = num_samples
-    recipe = validate_recipe(data, registry, source=str(path))
-    if recipe.search is None:
-        raise RecipeError(
-            f"Recipe {path} has no search table, so there is nothing to tune. Add a table "
-            'search.space of dotted recipe paths, e.g. "layers.0.plasticity.lr" = '
-            "{ loguniform = [0.001, 0.1] } (see recipes/mnist_zero_search.toml), or use "
-            "hebbkit run for a single run."
-        )
-    search = recipe.search
-    base = {k: v for k, v in data.items() if k != "search"}
-    check_paths(base, search, registry, str(path))
-    if search.metric == "validation_accuracy" and recipe.data.validation <= 0:
-        searched = "data.validation" in search.space
-        if not searched:
-            raise RecipeError(
-                f'{path}: search.metric = "validation_accuracy" needs a validation split, but '
-                "data.validation is 0. Set data.validation (a fraction such as 0.1, or a "
-                'number of images such as 5000), or select on search.metric = "test_accuracy" '
-                "(which makes the test set part of the tuning)."
-            )
-    if search.algorithm == "optuna" and importlib.util.find_spec("optuna") is None:
-        raise HebbkitError(
-            'search.algorithm = "optuna" needs the optuna package, which is not installed. '
-            "Install it with: pip install 'hebbkit[optuna]' (or choose algorithm random / grid)."
-        )
-    return SearchPlan(
-        source=str(path),
-        base=base,
-        search=search,
-        name=recipe.name,
-        readout_epochs=recipe.readout.epochs,
-        overrides=tuple(overrides or ()),
-    )
-
-
-def check_paths(
-    base: dict[str, Any], search: SearchConfig, registry: Registry, source: str
-) -> None:
-    """Every searched path must name a key of the recipe (with defaults filled in).
-
-    A path guarded by ``when`` is looked up with its condition's first value applied, so a
-    parameter of a component that is only sometimes chosen is found.
-    """
-    from hebbkit.recipe import apply_overrides, validate_recipe
-
-    problems = []
-    resolved: dict[str, Any] = {}
-    for path, dim in search.space.items():
-        if path == "search" or path.startswith("search."):
-            problems.append(f"{path!r}: the search cannot search itself")
-            continue
-        condition = tuple(sorted((k, toml_inline(v[0])) for k, v in dim.when.items()))
-        if condition not in resolved:
-            try:
-                data = apply_overrides(base, [f"{k}={v}" for k, v in condition])
-                recipe = validate_recipe(data, registry, source=source)
-            except RecipeError as error:
-                problems.append(f"{path!r}: its when condition makes the recipe invalid: {error}")
-                continue
-            # warnings off: pydantic warns about unvalidated component defaults here
-            resolved[condition] = recipe.model_dump(mode="json", exclude={"search"}, warnings=False)
-        problem = _missing(resolved[condition], path)
-        if problem:
-            problems.append(f"{path!r} does not exist in the recipe: {problem}")
-    if problems:
-        raise RecipeError(
-            f"Invalid search space in {source} ({len(problems)} "
-            f"problem{'s' if len(problems) > 1 else ''}):\n  search.space."
-            + "\n  search.space.".join(problems)
-        )
-
-
-def _missing(data: Any, path: str) -> str | None:
-    nodes = [data]
-    done: list[str] = []
-    for part in path.split("."):
-        where = ".".join(done) or "the recipe"
-        following = []
-        for node in nodes:
-            if isinstance(node, list):
-                if part == "*":
-                    following.extend(node)
-                elif part.isdigit() and int(part) < len(node):
-                    following.append(node[int(part)])
-                else:
-                    return (
-                        f"{where} is a list of {len(node)}; use an index 0..{len(node) - 1} or "
-                        f"'*', not {part!r}"
-                    )
-            elif isinstance(node, dict):
-                if part not in node:
-                    return f"{where} has no key {part!r}{_close(part, list(node))}"
-                following.append(node[part])
-            else:
-                return f"{where} is a value, not a table"
-        nodes = following
-        done.append(part)
-    return None
-
-
-@dataclass
-class Sample:
-    """One sampled configuration and whether its recipe is valid."""
-
-    index: int
-    values: dict[str, Any]
-    error: str | None = None
-
-
-def sample_configs(search: SearchConfig, seed: int | None = None) -> list[dict[str, Any]]:
-    """Every trial's values, as random/grid search would draw them (dry run, pre-flight).
-
-    Grid paths are crossed; the other paths are drawn per trial. Optuna picks its own
-    points as it learns; a dry run draws them at random.
-    """
-    rng = np.random.default_rng(search.seed if seed is None else seed)
-    grid_paths = search.enumerated()
-    points = list(itertools.product(*(search.space[p].values for p in grid_paths)))
-    configs = []
-    for _ in range(search.num_samples):
-        for point in points:
-            values = dict(zip(grid_paths, copy.deepcopy(point), strict=True))
-            for path, dim in search.space.items():
-                if path not in values:
-                    values[path] = dim.sample(rng)
-            configs.append({path: values[path] for path in search.space})
-    return configs
-
-
-def dry_run(plan: SearchPlan, registry: Registry, seed: int | None = None) -> list[Sample]:
-    """Sample every trial's configuration, validate its recipe and initialise its network.
-
-    Initialising catches what only the components know, such as a shape an initializer
-    refuses, before any trial starts (no data, no training, no Ray).
-    """
-    from hebbkit.network import initialisation_problem
-
-    samples = []
-    built: dict[str, str | None] = {}
-    for index, values in enumerate(sample_configs(plan.search, seed)):
-        sample = Sample(index, values)
-        try:
-            recipe = trial_recipe(plan.base, plan.search, values, registry, source=f"trial {index}")
-        except RecipeError as error:
-            sample.error = _condition_hint(str(error), plan.search)
-        else:
-            sample.error = initialisation_problem(recipe, registry, built)
-        samples.append(sample)
-    return samples
-
-
-def _condition_hint(message: str, search: SearchConfig) -> str:
-    if "unknown key" in message and not any(dim.when for dim in search.space.values()):
-        return message + (
-            "\n  A parameter that only some components have (e.g. power for repu/triangle, "
-            'not softmax) needs a condition: when = { "layers.0.activation.name" = '
-            '["repu", "triangle"] }.'
-        )
-    return message
-
-
-def invalid_samples_error(plan: SearchPlan, samples: list[Sample]) -> RecipeError:
-    bad = [s for s in samples if s.error]
-    shown = "\n".join(
-        f"trial {s.index} ({', '.join(overrides_for(plan.search, s.values))}):\n  "
-        + s.error.split("\n", 1)[-1].strip()  # type: ignore[union-attr]
-        for s in bad[:5]
-    )
-    more = f"\n... and {len(bad) - 5} more." if len(bad) > 5 else ""
-    return RecipeError(
-        f"{len(bad)} of {len(samples)} sampled configurations of {plan.source} are not valid "
-        f"recipes:\n{shown}{more}\nNarrow the ranges of search.space (or add when conditions) "
-        "so that every value is valid; hebbkit tune --dry-run shows the samples."
-    )

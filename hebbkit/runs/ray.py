@@ -3,10 +3,11 @@
 Ray's API has moved often (``tune.run`` -> ``Tuner``, ``ray.air`` -> ``ray.train`` ->
 ``ray.tune.report``, ``local_dir`` -> ``storage_path``); keeping every Ray call here means
 one file to change when it moves again. Written against Ray 2.60 (``ray.tune.report``,
-``ray.tune.RunConfig``: Ray >= 2.41).
+``ray.tune.RunConfig``: Ray >= 2.41). Ray is imported when a function here first needs it,
+so that importing this module (and the grid and search modules above it) never needs Ray.
 
 A trial is exactly ``hebbkit run`` with the sampled overrides: it builds the trial recipe,
-calls :func:`hebbkit.experiment.run_recipe` into ``<out>/trials/<trial_id>/`` and reports the
+calls :func:`hebbkit.runs.run.run_recipe` into ``<out>/trials/<trial_id>/`` and reports the
 metrics of every read-out epoch to Tune, so that ASHA can stop bad trials early.
 """
 
@@ -24,43 +25,48 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import ray
-from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-from ray.tune.search import ConcurrencyLimiter
-from ray.tune.search.basic_variant import BasicVariantGenerator
-from rich.console import Console
+import torch
 
-from hebbkit.errors import HebbkitError
-from hebbkit.search import SearchConfig, SearchPlan, decode, encode
-from hebbkit.search_results import EPOCH_METRICS, TrialRecord
+from hebbkit.config.recipe import Recipe, validate_recipe
+from hebbkit.config.search_space import SearchConfig, decode, encode
+from hebbkit.errors import HebbkitError, TuneSetupError
+from hebbkit.plugins import get_registry
+from hebbkit.runs.folder import (
+    ERROR_FILE,
+    RAY_DIR,
+    STOPPED_FILE,
+    STOPPED_SUFFIX,
+    TRIALS_DIR,
+    RunSummary,
+    failed_attempts,
+    is_finished,
+    leftovers,
+    read_metrics,
+    read_summary,
+    staged_attempts,
+)
+from hebbkit.runs.options import RayOptions
+from hebbkit.runs.run import Machine, resolve_device, run_recipe
+from hebbkit.runs.search import SearchPlan, trial_recipe
+from hebbkit.runs.trials import EPOCH_METRICS, TrialRecord
 
 #: Ray puts Unix sockets at <temp>/session_<date>_<time>_<us>_<pid>/sockets/plasma_store,
 #: and a socket path may hold at most 107 bytes on Linux.
 SOCKET_PATH_LIMIT = 107
 SESSION_SUFFIX = len("/session_2026-01-01_00-00-00_000000_4194304/sockets/plasma_store")
-EXPERIMENT = "ray"
 
 
-class TuneSetupError(HebbkitError):
-    """Ray could not be started or joined, or cannot give a trial what it asks for."""
+def require_tune(what: str = "This") -> Any:
+    """``ray.tune``, or a message saying that ``what`` needs it and how to install it."""
+    try:
+        from ray import tune
+    except ImportError as error:
+        raise HebbkitError(
+            f"{what} needs Ray Tune, which is not installed ({error}). Install it with: "
+            "pip install 'hebbkit[tune]'."
+        ) from None
+    return tune
 
-
-@dataclass
-class TuneOptions:
-    """How to run a search: where, with which resources, on which machine settings."""
-
-    address: str = "local"
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    max_concurrent: int | None = None
-    ray_temp: Path | None = None
-    data_root: Path = Path("data")
-    #: cpu or cuda, as the trial resolves it (Ray picks the GPU: cuda is its cuda:0)
-    device: str = "cpu"
-    offline: bool = False
-    resume: bool = False
-    verbose: bool = False
 
 
 @dataclass
@@ -83,12 +89,15 @@ def check_ray_temp(path: Path) -> None:
 
 
 @contextmanager
-def connect(options: TuneOptions) -> Iterator[dict[str, float]]:
+def connect(options: RayOptions) -> Iterator[dict[str, float]]:
     """Start an embedded Ray (``local``) or join a cluster; yields the cluster's resources.
 
     A Ray this process started already (a test, a notebook) is used as it is and left
     running.
     """
+    require_tune()
+    import ray
+
     level = logging.INFO if options.verbose else logging.ERROR
     started = False
     if not ray.is_initialized():
@@ -118,7 +127,7 @@ def connect(options: TuneOptions) -> Iterator[dict[str, float]]:
             ray.shutdown()
 
 
-def check_resources(options: TuneOptions, resources: dict[str, float]) -> None:
+def check_resources(options: RayOptions, resources: dict[str, float]) -> None:
     cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
     if options.cpus_per_trial > cpus:
         raise TuneSetupError(
@@ -138,6 +147,7 @@ def check_resources(options: TuneOptions, resources: dict[str, float]) -> None:
 
 def param_space(search: SearchConfig) -> dict[str, Any]:
     """One Ray domain per searched path (its key is the dotted path itself)."""
+    tune = require_tune()
     space: dict[str, Any] = {}
     grid = set(search.enumerated())
     for path, dim in search.space.items():
@@ -162,6 +172,10 @@ def make_searcher(
     search: SearchConfig, max_concurrent: int | None = None, verbose: bool = False
 ) -> Any:
     """Tune's search algorithm, limited to ``max_concurrent`` running trials."""
+    require_tune()
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
     if search.algorithm == "optuna":
         try:
             import optuna
@@ -182,6 +196,9 @@ def make_searcher(
 
 
 def make_scheduler(search: SearchConfig, readout_epochs: int) -> Any:
+    require_tune()
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
     config = search.scheduler
     if config.name == "asha":
         return ASHAScheduler(
@@ -207,34 +224,46 @@ def epoch_metrics(row: dict[str, Any]) -> dict[str, Any]:
     return metrics
 
 
-def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
-    """Tune's trainable: one ``hebbkit run`` with the trial's overrides."""
-    import torch
-
-    from hebbkit.experiment import Machine, resolve_device, run_recipe
-    from hebbkit.plugins import get_registry
-    from hebbkit.search import trial_recipe
-
-    trial_id = tune.get_context().get_trial_id()
-    trials = Path(context["trials_dir"])
-    folder = trials / trial_id
-    if (folder / "summary.json").exists():
-        # It finished before the search was interrupted, but Ray had not recorded that yet:
-        # report what it wrote rather than train again.
-        _replay(folder)
-        return
-    _remove_leftovers(trials, trial_id)
-    search = SearchConfig.model_validate(context["search"])
-    registry = get_registry()
-    values = decode(search, config)
-    recipe = trial_recipe(
-        context["base"], search, values, registry, source=f"{context['source']} (trial {trial_id})"
-    )
+def run_in_trial(
+    recipe: Recipe,
+    folder: Path,
+    context: dict[str, Any],
+    on_metrics: Callable[[dict[str, Any]], None] | None = None,
+) -> RunSummary:
+    """The body of every Ray trial (a search's trial, a grid's run): ``hebbkit run`` into
+    ``folder`` with the machine settings the driver passed in ``context``."""
     torch.set_num_threads(context["threads"])
     machine = Machine(
         data_root=Path(context["data_root"]),
         device=resolve_device(context["device"]),
         offline=context["offline"],
+    )
+    return run_recipe(
+        recipe, folder, get_registry(), machine, overwrite=True, on_metrics=on_metrics
+    )
+
+
+def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
+    """Tune's trainable of a search: one ``hebbkit run`` with the trial's overrides."""
+    tune = require_tune()
+    trial_id = tune.get_context().get_trial_id()
+    trials = Path(context["trials_dir"])
+    folder = trials / trial_id
+    if is_finished(folder):
+        # It finished before the search was interrupted, but Ray had not recorded that yet:
+        # report what it wrote rather than train again.
+        _replay(folder)
+        return
+    for path in leftovers(trials, trial_id):  # an earlier, interrupted attempt
+        shutil.rmtree(path, ignore_errors=True)
+    search = SearchConfig.model_validate(context["search"])
+    values = decode(search, config)
+    recipe = trial_recipe(
+        context["base"],
+        search,
+        values,
+        get_registry(),
+        source=f"{context['source']} (trial {trial_id})",
     )
     last = recipe.readout.epochs
     final: dict[str, Any] = {}
@@ -251,55 +280,64 @@ def run_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
 
     # When Tune stops the trial (ASHA, Ctrl-C), tune.report raises SystemExit in here; the
     # run folder is then left as <id>.failed-*, which collect() renames to <id>.stopped.
-    summary = run_recipe(recipe, folder, registry, machine, overwrite=True, on_metrics=on_metrics)
+    summary = run_in_trial(recipe, folder, context, on_metrics)
     tune.report(epoch_metrics(final or {**summary, "epoch": 0}))  # 0 read-out epochs: summary
 
 
+def run_grid_job(config: dict[str, Any], context: dict[str, Any]) -> None:
+    """Tune's trainable of a grid: one grid run (the run folder is the result)."""
+    job = context["jobs"][config["job"]]
+    folder = Path(job["folder"])
+    if is_finished(folder):
+        return  # finished in an earlier attempt of this trial
+    recipe = validate_recipe(job["recipe"], get_registry(), source=f"grid run {job['label']}")
+    run_in_trial(recipe, folder, context)
+
+
 def _replay(folder: Path) -> None:
-    import json
-
-    import polars as pl
-
-    rows = pl.read_parquet(folder / "metrics.parquet")
-    readout = rows.filter(pl.col("phase") == "readout") if "phase" in rows.columns else rows
+    tune = require_tune()
+    rows = read_metrics(folder)
+    readout = rows.filter(rows["phase"] == "readout") if "phase" in rows.columns else rows
     for row in readout.iter_rows(named=True):
         tune.report(epoch_metrics(row))
     if readout.is_empty():
-        tune.report(epoch_metrics(json.loads((folder / "summary.json").read_text())))
-
-
-def _remove_leftovers(trials: Path, trial_id: str) -> None:
-    """Folders of an earlier, interrupted attempt of this trial."""
-    for pattern in (f"{trial_id}.stopped", f"{trial_id}.failed-*", f".{trial_id}.partial-*"):
-        for path in trials.glob(pattern):
-            shutil.rmtree(path, ignore_errors=True)
+        tune.report(epoch_metrics(dict(read_summary(folder))))
 
 
 # --- the search --------------------------------------------------------------------------
 
 
-class _Progress(tune.Callback):
-    """One console line per finished trial (Ray's own output is off unless --verbose)."""
+def _search_progress(metric: str, total: int) -> Any:
+    """A Tune callback printing one line per finished trial (Ray's own output is off
+    unless --verbose)."""
+    tune = require_tune()
 
-    def __init__(self, metric: str, total: int) -> None:
-        self.metric = metric
-        self.total = total
+    class Progress(tune.Callback):
+        def __init__(self) -> None:
+            self.metric = metric
+            self.total = total
 
-    def _line(self, trials: list[Any], trial: Any, text: str) -> None:
-        # the trial's own status is not updated yet when Tune calls back
-        done = 1 + sum(t.status in ("TERMINATED", "ERROR") for t in trials if t is not trial)
-        Console(stderr=True).print(
-            f"[{done}/{self.total}] trial {trial.trial_id} {text}", highlight=False
-        )
+        def _line(self, trials: list[Any], trial: Any, text: str) -> None:
+            # the trial's own status is not updated yet when Tune calls back
+            done = 1 + sum(t.status in ("TERMINATED", "ERROR") for t in trials if t is not trial)
+            print(
+                f"[{done}/{self.total}] trial {trial.trial_id} {text}", file=sys.stderr, flush=True
+            )
 
-    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        value = (trial.last_result or {}).get(self.metric)
-        shown = f"{value:.4f}" if isinstance(value, float) and math.isfinite(value) else "-"
-        epochs = (trial.last_result or {}).get("training_iteration", 0)
-        self._line(trials, trial, f"ended after {epochs} epochs: {self.metric} {shown}")
+        def on_trial_complete(
+            self, iteration: int, trials: list[Any], trial: Any, **info: Any
+        ) -> None:
+            value = (trial.last_result or {}).get(self.metric)
+            shown = f"{value:.4f}" if isinstance(value, float) and math.isfinite(value) else "-"
+            epochs = (trial.last_result or {}).get("training_iteration", 0)
+            self._line(trials, trial, f"ended after {epochs} epochs: {self.metric} {shown}")
 
-    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._line(trials, trial, f"failed: {_error_text(_trial_error(trial))}")
+        def on_trial_error(
+            self, iteration: int, trials: list[Any], trial: Any, **info: Any
+        ) -> None:
+            self._line(trials, trial, f"failed: {_error_text(_trial_error(trial))}")
+
+    return Progress()
 
 
 def _trial_error(trial: Any) -> Any:
@@ -316,10 +354,11 @@ def _trial_error(trial: Any) -> Any:
         return None
 
 
-def run_search(plan: SearchPlan, out: Path, options: TuneOptions) -> SearchOutcome:
+def run_search(plan: SearchPlan, out: Path, options: RayOptions) -> SearchOutcome:
     """Run (or resume) the search of ``plan`` in ``out``; Ray must be connected."""
+    tune = require_tune()
     search = plan.search
-    trials_dir = out / "trials"
+    trials_dir = out / TRIALS_DIR
     trials_dir.mkdir(parents=True, exist_ok=True)
     context = {
         "base": plan.base,
@@ -333,7 +372,7 @@ def run_search(plan: SearchPlan, out: Path, options: TuneOptions) -> SearchOutco
     }
     resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), resources)
-    experiment = out / EXPERIMENT
+    experiment = out / RAY_DIR
     if options.resume and tune.Tuner.can_restore(str(experiment)):
         # Finished and failed trials are kept; trials that were running start again.
         tuner = tune.Tuner.restore(
@@ -354,11 +393,11 @@ def run_search(plan: SearchPlan, out: Path, options: TuneOptions) -> SearchOutco
                 trial_dirname_creator=trial_dirname,
             ),
             run_config=tune.RunConfig(
-                name=EXPERIMENT,
+                name=RAY_DIR,
                 storage_path=str(out),
                 verbose=1 if options.verbose else 0,
                 failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
-                callbacks=[_Progress(search.metric, search.trial_count())],
+                callbacks=[_search_progress(search.metric, search.trial_count())],
             ),
         )
     with _quiet_tune(options.verbose):
@@ -399,8 +438,7 @@ def collect(grid: Any, plan: SearchPlan, trials_dir: Path) -> list[TrialRecord]:
     The saved state, not the live result grid: after Ctrl-C Tune tidies its live trials up
     as if they had ended, while the saved state still says which ones never did.
     """
-    import json
-
+    tune = require_tune()
     path = Path(grid.experiment_path)
     try:
         analysis = tune.ExperimentAnalysis(str(path)) if path.exists() else None
@@ -416,8 +454,8 @@ def collect(grid: Any, plan: SearchPlan, trials_dir: Path) -> list[TrialRecord]:
             values = decode(plan.search, trial.config)
         except KeyError:
             values = {}
-        summary_path = trials_dir / trial_id / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+        folder = trials_dir / trial_id
+        summary = read_summary(folder) if is_finished(folder) else None
         if trial.status == "ERROR":
             state = "failed"
         elif trial.status != "TERMINATED":
@@ -448,25 +486,23 @@ def _wait_for_staging(trials_dir: Path, trial_ids: list[str], wait: float = 10.0
     still unwinding: give those processes a moment to move their run folders out of staging.
     """
     deadline = time.monotonic() + wait
-    while time.monotonic() < deadline and any(
-        next(trials_dir.glob(f".{t}.partial-*"), None) for t in trial_ids
-    ):
+    while time.monotonic() < deadline and any(staged_attempts(trials_dir, t) for t in trial_ids):
         time.sleep(0.1)
 
 
 def _keep_stopped(trials_dir: Path, trial_id: str, epochs: int) -> None:
     """Name the partial run folder of a stopped trial ``<id>.stopped``."""
-    left = sorted(trials_dir.glob(f"{trial_id}.failed-*"), key=lambda p: p.stat().st_mtime)
-    left += list(trials_dir.glob(f".{trial_id}.partial-*"))  # its process died mid-run
+    left = sorted(failed_attempts(trials_dir, trial_id), key=lambda p: p.stat().st_mtime)
+    left += staged_attempts(trials_dir, trial_id)  # its process died mid-run
     if not left:
         return
-    target = trials_dir / f"{trial_id}.stopped"
+    target = trials_dir / f"{trial_id}{STOPPED_SUFFIX}"
     shutil.rmtree(target, ignore_errors=True)
     left[-1].rename(target)
     for other in left[:-1]:
         shutil.rmtree(other, ignore_errors=True)
-    (target / "error.txt").unlink(missing_ok=True)  # "SystemExit: 0": how Tune stops a trial
-    (target / "stopped.txt").write_text(
+    (target / ERROR_FILE).unlink(missing_ok=True)  # "SystemExit: 0": how Tune stops a trial
+    (target / STOPPED_FILE).write_text(
         f"Stopped by Ray Tune after {epochs} read-out epochs: the scheduler judged it worse "
         "than its peers, or the search was interrupted (hebbkit tune --resume runs it again).\n"
     )
@@ -503,8 +539,8 @@ def _error_text(error: Any) -> str:
 
 
 def _run_folder(trials_dir: Path, trial_id: str) -> str | None:
-    candidates = [trials_dir / trial_id, trials_dir / f"{trial_id}.stopped"]
-    candidates += sorted(trials_dir.glob(f"{trial_id}.failed-*"), reverse=True)
+    candidates = [trials_dir / trial_id, trials_dir / f"{trial_id}{STOPPED_SUFFIX}"]
+    candidates += failed_attempts(trials_dir, trial_id)[::-1]
     for path in candidates:
         if path.is_dir():
             return str(path)
@@ -516,13 +552,14 @@ def run_jobs(
     context: dict[str, Any],
     names: list[str],
     out: Path,
-    options: TuneOptions,
+    options: RayOptions,
 ) -> dict[int, str]:
     """Run ``job(config, context)`` for ``config = {"job": i}``, i < len(names), as Tune trials.
 
     Tune only schedules (resources per job, concurrency, cluster); each job writes its own
     results. Returns each failed job's error text. Used by ``hebbkit grid --address``.
     """
+    tune = require_tune()
     count = len(names)
 
     class Progress(tune.Callback):

@@ -16,11 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hebbkit.config.recipe import HebbianConfig, ReadoutConfig
 from hebbkit.data import to_float
-from hebbkit.errors import HebbkitError
-from hebbkit.network import HebbianLayer, HebbianNetwork, derive_seed
-from hebbkit.plasticity import neuron_rates
-from hebbkit.progress import ProgressReporter
+from hebbkit.engine.diagnostics import layer_statistics, winner_statistics
+from hebbkit.engine.network import HebbianLayer, HebbianNetwork
+from hebbkit.engine.progress import ProgressReporter
+from hebbkit.engine.seeds import derive_seed
+from hebbkit.errors import TrainingDiverged
 
 Record = Callable[[dict[str, Any]], None]
 
@@ -28,43 +30,6 @@ Record = Callable[[dict[str, Any]], None]
 STEP_FRACTIONS_MEDIUM = (0.5, 0.75)
 STEP_FRACTIONS_LONG = (0.2, 0.35, 0.5, 0.6, 0.7, 0.8, 0.9)
 FLOAT16_LIMIT = 65000.0
-
-
-class TrainingDiverged(HebbkitError):
-    """Weights or losses became NaN/Inf."""
-
-    exit_code = 3
-
-
-def layer_statistics(layer: HebbianLayer, progress: float) -> dict[str, float]:
-    """Norms, learning rate and distinct filters of a layer, for the metrics table."""
-    weight = layer.weight_matrix()
-    norms = weight.norm(dim=1)
-    rates = neuron_rates(weight, layer.rule_params, progress)
-    return {
-        "mean_norm": norms.mean().item(),
-        "min_norm": norms.min().item(),
-        "max_norm": norms.max().item(),
-        "mean_lr": rates.mean().item(),
-        "distinct_filters": distinct_rows(weight),
-        "nonzero_weights": int(torch.count_nonzero(weight).item()),
-    }
-
-
-def distinct_rows(matrix: torch.Tensor) -> int:
-    return int(torch.unique(matrix.detach().cpu(), dim=0).shape[0])
-
-
-def winner_statistics(counts: torch.Tensor) -> dict[str, float]:
-    """Dead neurons, the top winner's share and the effective number of winners."""
-    total = counts.sum().clamp_min(1)
-    share = counts.double() / total
-    entropy = -(share[share > 0] * share[share > 0].log()).sum()
-    return {
-        "dead_neurons": int((counts == 0).sum().item()),
-        "top_winner_share": share.max().item(),
-        "effective_winners": entropy.exp().item(),
-    }
 
 
 def _check_finite(layer: HebbianLayer, index: int) -> None:
@@ -78,7 +43,7 @@ def _check_finite(layer: HebbianLayer, index: int) -> None:
 def hebbian_phase(
     network: HebbianNetwork,
     images: torch.Tensor,
-    config: Any,
+    config: HebbianConfig,
     seed: int,
     device: torch.device,
     progress: ProgressReporter,
@@ -315,7 +280,7 @@ def readout_phase(
     train: tuple[torch.Tensor, torch.Tensor],
     evaluations: dict[str, tuple[torch.Tensor, torch.Tensor]],
     n_classes: int,
-    config: Any,
+    config: ReadoutConfig,
     seed: int,
     device: torch.device,
     progress: ProgressReporter,

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
-if TYPE_CHECKING:
-    from hebbkit.report import Collection, RunRecord
+from hebbkit.engine.diagnostics import distinct_rows
+from hebbkit.reports.collect import (
+    Collection,
+    RunRecord,
+    initial_first_layer,
+    learned_first_layer,
+)
 
 STUDY_STYLE = {"color": "black", "marker": "_", "markersize": 22, "markeredgewidth": 2.5}
 DIAGNOSTICS = (
@@ -293,9 +298,6 @@ def _mosaic(weight: Any, count: int = MAX_FILTERS) -> Any:
 
 def filters_plot(collection: Collection, grid: str, path: Path) -> tuple[str, Path] | None:
     """First-layer filters of each run (first seed): before (rebuilt from the recipe) and after."""
-    from hebbkit.report import initial_first_layer, learned_first_layer
-    from hebbkit.training import distinct_rows
-
     panels = []
     for label in collection.labels(grid):
         runs = sorted((r for r in collection.of(grid) if r.label == label), key=lambda r: r.seed)

@@ -1,27 +1,7 @@
-"""Experiment grids: many runs of one study declared in one TOML file (no Ray here).
+"""Grids: a grid file expanded into validated runs, run here one after another or through Ray.
 
-A grid file names a base recipe, override sets and seeds::
-
-    name = "figure1"
-    base = "../mnist_softhebb.toml"          # relative to the grid file
-    seeds = [0, 1, 2, 3]                      # every run is repeated per seed
-    set = ["readout.epochs=10"]               # applied to every run
-    label = "{layers.0.init}{layers.1.init}"  # optional: how product labels are spelled
-
-    [[runs]]                                  # explicit runs: composite override sets
-    label = "zero-on-1-and-3"
-    set = ['layers.0.init="zero"', 'layers.2.init="zero"']
-
-    [grid]                                    # product form: every combination
-    "layers.0.init" = ["random", "zero"]                  # levels named after the values
-    "layers.1.init" = { R = "random", Z = { name = "zero", scale = "study" } }  # named levels
-
-    [study]                                   # the published numbers, for the report
-    figures = { "zero-on-1-and-3" = 97.1 }
-
-Explicit runs and the product combine: every ``[[runs]]`` entry is crossed with every
-combination of ``[grid]`` levels, then with every seed. Each run is an ordinary run folder
-``<out>/<label>/seed<k>/``; a run whose ``summary.json`` exists is not repeated.
+The grid file format is :mod:`hebbkit.config.grid_file`. Each run is an ordinary run folder
+``<out>/<label>/seed<k>/``; a finished run (one with a summary) is not repeated.
 
 Overrides apply in this order: base recipe, ``set``, the run's ``set``, the grid levels,
 ``-s`` from the command line, then ``seed``.
@@ -35,133 +15,41 @@ import fnmatch
 import itertools
 import json
 import re
-import sys
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import torch
 
-from hebbkit.errors import HebbkitError, RecipeError, RunFolderError
-from hebbkit.search import display, toml_inline
-
-if TYPE_CHECKING:
-    from hebbkit.experiment import Machine
-    from hebbkit.progress import ProgressReporter
-    from hebbkit.recipe import Recipe
-    from hebbkit.registry import Registry
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # Python 3.10: the tomli backport
-    pass
-
-#: The file a grid writes into its output folder: the plan, for ``hebbkit report``.
-MANIFEST = "grid.json"
-SEED_FOLDER = "seed{seed}"
-#: Characters a label segment (a folder name) may hold.
-SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,=+-]*$")
-RECIPE_SECTIONS = ("data", "hebbian", "layers", "readout", "search")
-
-
-class GridError(RecipeError):
-    """A grid file, one of its keys, or one of its runs' recipes is invalid."""
-
-
-# --- the file format -------------------------------------------------------------------------
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class RunSpec(_Strict):
-    """One explicit run: a label and the overrides that make it (any number: composite)."""
-
-    label: str = Field(description="the run's name in tables and its folder, e.g. 'zero'")
-    base: str | None = Field(None, description="base recipe of this run (default: the grid's)")
-    overrides: list[str] = Field(
-        default_factory=list, alias="set", description="dotted.path=VALUE overrides"
-    )
-
-    @field_validator("label")
-    @classmethod
-    def _label(cls, value: str) -> str:
-        return check_label(value)
-
-
-class StudySpec(_Strict):
-    """The study's published numbers, shown beside ours by ``hebbkit report``."""
-
-    source: str = Field("", description="where the numbers come from (paper, table)")
-    metric: Literal["test_accuracy", "train_accuracy", "validation_accuracy"] = "test_accuracy"
-    figures: dict[str, float] = Field(
-        default_factory=dict, description="run label -> the study's accuracy in %"
-    )
-    nonzero_weights: dict[str, list[int]] = Field(
-        default_factory=dict, description="run label -> the study's non-zero weights per layer"
-    )
-    note: str = Field("", description="a sentence for the report, e.g. a qualitative finding")
-
-
-class GridFile(_Strict):
-    """A grid file as written (``hebbkit grid`` expands it into runs)."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-    description: str = ""
-    base: str | None = Field(None, description="base recipe, relative to the grid file")
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    overrides: list[str] = Field(default_factory=list, alias="set")
-    label: str | None = Field(
-        None, description="label template of product runs, e.g. '{run}-{layers.0.init}'"
-    )
-    runs: list[RunSpec] = Field(default_factory=list)
-    grid: dict[str, list[Any] | dict[str, Any]] = Field(
-        default_factory=dict, description="dotted recipe path -> values, or {level = value}"
-    )
-    study: StudySpec = Field(default_factory=StudySpec)
-
-    @field_validator("seeds")
-    @classmethod
-    def _seeds(cls, value: list[int]) -> list[int]:
-        if any(seed < 0 for seed in value):
-            raise ValueError("seeds must be 0 or more")
-        if len(set(value)) != len(value):
-            raise ValueError(f"seeds {value} repeat a seed")
-        return value
-
-    @field_validator("grid")
-    @classmethod
-    def _axes(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for path, levels in value.items():
-            if path in RECIPE_SECTIONS and isinstance(levels, dict):
-                raise ValueError(
-                    f"{path!r} looks like a dotted path written without quotes (TOML turns "
-                    f'layers.0.init into nested tables): write "layers.0.init" = [...]'
-                )
-            if not levels:
-                raise ValueError(f"{path!r} has no values")
-            if path == "seed" or path.startswith("seed."):
-                raise ValueError("seeds are set with seeds = [...], not in [grid]")
-            if isinstance(levels, dict):
-                for level in levels:
-                    check_label(str(level), f"{path!r}: level name")
-        return value
-
-
-def check_label(value: str, what: str = "label") -> str:
-    parts = value.split("/")
-    bad = [p for p in parts if not SEGMENT.match(p)]
-    if not value or bad:
-        raise ValueError(
-            f"{what} {value!r} must be folder names made of letters, digits and _ . , = + - "
-            "(parts may be separated by /), starting with a letter or digit"
-        )
-    return value
-
+from hebbkit.config.grid_file import (
+    GridFile,
+    RunSpec,
+    check_label,
+    read_grid_file,
+)
+from hebbkit.config.overrides import apply_overrides
+from hebbkit.config.recipe import Recipe, flatten_recipe, recipe_dict, validate_recipe
+from hebbkit.config.toml import display, read_toml, short, toml_inline
+from hebbkit.engine.network import initialisation_problem
+from hebbkit.engine.progress import ProgressReporter
+from hebbkit.errors import GridError, HebbkitError, RecipeError, RunFolderError
+from hebbkit.registry import Registry
+from hebbkit.runs import ray as adapter
+from hebbkit.runs.folder import (
+    MANIFEST_FILE,
+    RECIPE_FILE,
+    SEED_FOLDER,
+    RunSummary,
+    read_summary,
+)
+from hebbkit.runs.folder import (
+    is_finished as folder_is_finished,
+)
+from hebbkit.runs.options import RayOptions
+from hebbkit.runs.run import Machine, run_recipe
 
 # --- the plan --------------------------------------------------------------------------------
 
@@ -228,57 +116,6 @@ class GridPlan:
         }
 
 
-def read_grid_file(path: Path) -> GridFile:
-    """Read and validate a grid file; problems name the key."""
-    from hebbkit.recipe import read_toml
-
-    data = read_toml(path, "Grid file", GridError)
-    try:
-        return GridFile.model_validate(data)
-    except ValidationError as error:
-        raise GridError(_format_errors(error, path)) from None
-
-
-def _format_errors(error: ValidationError, path: Path) -> str:
-    lines = []
-    for problem in error.errors():
-        where = ".".join(str(part) for part in problem["loc"]) or "the grid"
-        kind = problem["type"]
-        if kind == "extra_forbidden":
-            parent = problem["loc"][:-1]
-            allowed = _allowed(parent)
-            key = str(problem["loc"][-1])
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            lines.append(f"{where}: unknown key.{hint} Allowed here: {', '.join(allowed)}.")
-        elif kind == "missing":
-            lines.append(f"{where}: required key is missing.")
-        else:
-            message = problem["msg"].removeprefix("Value error, ").rstrip(".")
-            value = problem.get("input")
-            shown = "" if isinstance(value, (dict, list)) else f" = {_short(value)}"
-            lines.append(f"{where}{shown}: {message}.")
-    count = "1 problem" if len(lines) == 1 else f"{len(lines)} problems"
-    return f"Invalid grid file {path} ({count}):\n  " + "\n  ".join(lines)
-
-
-def _allowed(loc: tuple[Any, ...]) -> list[str]:
-    model: type[BaseModel] = GridFile
-    if loc and loc[0] == "runs":
-        model = RunSpec
-    elif loc and loc[0] == "study":
-        model = StudySpec
-    return [f.alias or name for name, f in model.model_fields.items()]
-
-
-def _short(value: Any) -> str:
-    try:
-        text = toml_inline(value)
-    except TypeError:
-        text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def level_names(path: str, levels: list[Any] | dict[str, Any]) -> dict[str, Any]:
     """Name -> value of an axis; a list's values are named after themselves."""
     if isinstance(levels, dict):
@@ -286,7 +123,7 @@ def level_names(path: str, levels: list[Any] | dict[str, Any]) -> dict[str, Any]
     names = [_value_name(v, levels) for v in levels]
     if len(set(names)) != len(names):
         raise GridError(
-            f'grid."{path}": its values {_short(levels)} give repeated names '
+            f'grid."{path}": its values {short(levels)} give repeated names '
             f"({', '.join(names)}); name them instead, e.g. "
             f'"{path}" = {{ a = ..., b = ... }}.'
         )
@@ -314,8 +151,6 @@ def _override(path: str, value: Any) -> str:
 
 
 def _apply(data: dict[str, Any], overrides: list[str], where: str) -> dict[str, Any]:
-    from hebbkit.recipe import apply_overrides
-
     try:
         return apply_overrides(data, overrides)
     except RecipeError as error:
@@ -354,9 +189,6 @@ def load_grid(
 
     All of it happens before any run starts (networks are cached per distinct layer stack).
     """
-    from hebbkit.network import initialisation_problem
-    from hebbkit.recipe import read_toml, validate_recipe
-
     built: dict[str, str | None] = {}
 
     source = Path(path).resolve()
@@ -513,7 +345,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def is_finished(out: Path, run: GridRun) -> bool:
-    return (out / run.folder / "summary.json").is_file()
+    return folder_is_finished(out / run.folder)
 
 
 def check_finished(out: Path, run: GridRun, registry: Registry) -> None:
@@ -522,16 +354,14 @@ def check_finished(out: Path, run: GridRun, registry: Registry) -> None:
     The stored recipe is validated again first, so that a field added to hebbkit since (with
     its default) does not count as a change.
     """
-    from hebbkit.recipe import flatten_recipe, read_toml, recipe_dict, validate_recipe
-
     folder = out / run.folder
     try:
-        stored = read_toml(folder / "recipe.toml")
+        stored = read_toml(folder / RECIPE_FILE)
     except RecipeError:
         return  # nothing to compare with: trust the summary
     try:
         then = flatten_recipe(
-            recipe_dict(validate_recipe(stored, registry, str(folder / "recipe.toml")))
+            recipe_dict(validate_recipe(stored, registry, str(folder / RECIPE_FILE)))
         )
     except RecipeError as error:
         raise RunFolderError(
@@ -552,7 +382,7 @@ def check_finished(out: Path, run: GridRun, registry: Registry) -> None:
 
 def write_manifest(out: Path, plan: GridPlan, command: list[str]) -> None:
     """Write (or merge into) ``<out>/grid.json``; refuse a folder of another grid."""
-    path = out / MANIFEST
+    path = out / MANIFEST_FILE
     manifest = plan.manifest(command)
     if path.exists():
         try:
@@ -586,7 +416,7 @@ class Outcome:
     status: Literal["done", "ran", "failed"]
     error: str | None = None
     seconds: float = 0.0
-    summary: dict[str, Any] | None = field(default=None, repr=False)
+    summary: RunSummary | None = field(default=None, repr=False)
 
 
 def pending(plan: GridPlan, out: Path, registry: Registry) -> tuple[list[GridRun], list[GridRun]]:
@@ -611,8 +441,6 @@ def run_local(
     echo: Callable[[str], None],
 ) -> list[Outcome]:
     """Run ``runs`` one after another in this process; a failed run does not stop the rest."""
-    from hebbkit.experiment import run_recipe
-
     outcomes = []
     for number, run in enumerate(runs, start=1):
         echo(f"[{number}/{len(runs)}] {run.label} seed {run.seed}")
@@ -643,48 +471,21 @@ def run_local(
 def _free_device_memory(machine: Machine) -> None:
     # The next run of a big grid should not find the last run's cached blocks in the way.
     if machine.device.type == "cuda":
-        import torch
-
         torch.cuda.empty_cache()
 
 
 # --- running through Ray (Tune) -----------------------------------------------------------------
 
 
-def run_grid_job(config: dict[str, Any], context: dict[str, Any]) -> None:
-    """One grid run as a Ray Tune trial (no Ray import: the run folder is the result)."""
-    import torch
-
-    from hebbkit.experiment import Machine, resolve_device, run_recipe
-    from hebbkit.plugins import get_registry
-    from hebbkit.recipe import validate_recipe
-
-    job = context["jobs"][config["job"]]
-    folder = Path(job["folder"])
-    if (folder / "summary.json").exists():
-        return  # finished in an earlier attempt of this trial
-    registry = get_registry()
-    recipe = validate_recipe(job["recipe"], registry, source=f"grid run {job['label']}")
-    torch.set_num_threads(context["threads"])
-    machine = Machine(
-        data_root=Path(context["data_root"]),
-        device=resolve_device(context["device"]),
-        offline=context["offline"],
-    )
-    run_recipe(recipe, folder, registry, machine, overwrite=True)
-
-
 def run_on_ray(
-    runs: list[GridRun], out: Path, options: Any, echo: Callable[[str], None]
+    runs: list[GridRun], out: Path, options: RayOptions, echo: Callable[[str], None]
 ) -> list[Outcome]:
-    """Run ``runs`` as trials of one Ray Tune experiment (``hebbkit.tune`` connects).
+    """Run ``runs`` as trials of one Ray Tune experiment.
 
-    ``options`` is a :class:`hebbkit.tune.TuneOptions`. Each trial is ``hebbkit run`` into
-    the run's folder; Tune only schedules (resources per run, concurrency, cluster).
+    Each trial is ``hebbkit run`` into the run's folder; Tune only schedules (resources per
+    run, concurrency, cluster).
     """
-    from hebbkit import tune as adapter
-    from hebbkit.recipe import recipe_dict
-
+    adapter.require_tune("--address")
     jobs = [
         {
             "label": run.label,
@@ -708,16 +509,45 @@ def run_on_ray(
             f"{options.gpus_per_trial:g} GPUs each"
         )
         names = [f"{job['label']} seed {job['seed']}" for job in jobs]
-        errors = adapter.run_jobs(run_grid_job, context, names, out, options)
+        errors = adapter.run_jobs(adapter.run_grid_job, context, names, out, options)
     seconds = time.perf_counter() - started
     outcomes = []
     for index, run in enumerate(runs):
-        summary_path = out / run.folder / "summary.json"
-        if summary_path.exists():
-            summary = json.loads(summary_path.read_text())
+        if is_finished(out, run):
+            summary = read_summary(out / run.folder)
             total = summary.get("seconds", {}).get("total", seconds)
             outcomes.append(Outcome(run, "ran", None, total, summary))
         else:
             error = errors.get(index) or "the trial ended without a summary.json"
             outcomes.append(Outcome(run, "failed", error))
     return outcomes
+
+
+def run_grid(
+    plan: GridPlan,
+    out: Path,
+    registry: Registry,
+    *,
+    command: list[str],
+    machine: Machine | None = None,
+    ray: RayOptions | None = None,
+    progress: Callable[[], ProgressReporter],
+    echo: Callable[[str], None],
+) -> list[Outcome]:
+    """Run what is left of ``plan`` in ``out``: here (``machine``) or through Ray (``ray``).
+
+    Finished runs are checked against the recipe they should have and kept; ``command``
+    (the command line that reproduces the grid) goes into the manifest.
+    """
+    finished, todo = pending(plan, out, registry)
+    write_manifest(out, plan, command)
+    where = f"on {ray.address}" if ray is not None else "here, one after another"
+    echo(
+        f"Grid {plan.name}: {len(plan.runs)} runs, {len(finished)} finished before, "
+        f"{len(todo)} to run {where}; folder {out}"
+    )
+    if not todo:
+        return []
+    if ray is not None:
+        return run_on_ray(todo, out, ray, echo)
+    return run_local(todo, out, registry, machine or Machine(), progress=progress, echo=echo)

@@ -1,38 +1,35 @@
-"""``hebbkit grid`` and ``hebbkit report``: a study's tables and figures, one command each.
-
-Registered on the main app by one import line in :mod:`hebbkit.cli`.
-"""
+"""``hebbkit grid`` and ``hebbkit report``: a study's tables and figures, one command each."""
 
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from hebbkit.cli import (
+from hebbkit.cli.options import (
     DataRootOption,
     DeviceOption,
     OfflineOption,
     QuietOption,
     SetOption,
-    app,
+    echo,
     err,
     out,
     user_errors,
 )
-from hebbkit.errors import HebbkitError, RunFolderError
+from hebbkit.errors import RunFolderError
+from hebbkit.plugins import get_registry
 
 if TYPE_CHECKING:
-    from hebbkit.grid import GridPlan, GridRun, Outcome
+    from hebbkit.registry import Registry
+    from hebbkit.runs.grid import GridPlan
 
 
-@app.command("grid")
 @user_errors
-def grid_command(
+def grid(
     grid_file: Annotated[
         Path,
         typer.Argument(help="grid TOML file (e.g. recipes/study/table2.toml)", show_default=False),
@@ -82,9 +79,13 @@ def grid_command(
     quiet: QuietOption = False,
 ) -> None:
     """Run every run of a grid file (resumable: finished runs are kept) and tabulate them."""
-    from hebbkit import data
-    from hebbkit.grid import load_grid, parse_seeds, pending, write_manifest
-    from hebbkit.plugins import get_registry
+    from hebbkit.engine.progress import QuietProgress, RichProgress
+    from hebbkit.runs.folder import runs_root
+    from hebbkit.runs.grid import load_grid, parse_seeds, run_grid
+    from hebbkit.runs.options import ray_options
+    from hebbkit.runs.run import Machine
+    from hebbkit.runs.run import data_root as resolve_data_root
+    from hebbkit.runs.run import offline as is_offline
 
     registry = get_registry()
     plan = load_grid(
@@ -94,38 +95,37 @@ def grid_command(
         seeds=parse_seeds(seeds) if seeds is not None else None,
         only=only or None,
     )
-    runs_root = Path(os.environ.get("HEBBKIT_RUNS", "runs"))
-    folder = (out_dir or runs_root / plan.name).expanduser().resolve()
+    given_out = out_dir or runs_root() / plan.name
+    folder = given_out.expanduser().resolve()
     if dry_run:
         _print_plan(plan, folder, registry)
         return
-    finished, todo = pending(plan, folder, registry)
-    command = _command(
-        grid_file, out_dir or runs_root / plan.name, seeds, only, overrides, address, device
-    )
-    write_manifest(folder, plan, command)
-    err.print(
-        f"Grid {plan.name}: {len(plan.runs)} runs, {len(finished)} finished before, "
-        f"{len(todo)} to run {'on ' + address if address else 'here, one after another'}; "
-        f"folder {folder}",
-        highlight=False,
-    )
-    outcomes: list[Outcome] = []
+    command = _command(grid_file, given_out, seeds, only, overrides, address, device)
+    ray = machine = None
+    if address:
+        ray = ray_options(
+            address=address,
+            cpus=cpus_per_run,
+            gpus=gpus_per_run,
+            max_concurrent=max_concurrent,
+            device=device,
+            data_root=resolve_data_root(data_root),
+            offline=is_offline(offline),
+            unit="run",
+        )
+    else:
+        machine = Machine.from_flags(data_root, device, offline)
     try:
-        if todo and address:
-            outcomes = _run_ray(
-                todo,
-                folder,
-                address,
-                cpus_per_run,
-                gpus_per_run,
-                max_concurrent,
-                data.data_root(data_root),
-                device,
-                data.offline(offline),
-            )
-        elif todo:
-            outcomes = _run_here(todo, folder, registry, data_root, device, offline, quiet)
+        outcomes = run_grid(
+            plan,
+            folder,
+            registry,
+            command=command,
+            machine=machine,
+            ray=ray,
+            progress=(lambda: QuietProgress()) if quiet else (lambda: RichProgress(err)),
+            echo=echo,
+        )
     except KeyboardInterrupt:
         err.print(
             f"Interrupted. Finished runs are kept; continue with: {shlex.join(command)}",
@@ -146,90 +146,6 @@ def grid_command(
             f"Run the same command again to retry them: {shlex.join(command)}", highlight=False
         )
         raise typer.Exit(1)
-
-
-def _run_here(
-    todo: list[GridRun],
-    folder: Path,
-    registry: Any,
-    data_root: Path | None,
-    device: str | None,
-    offline: bool,
-    quiet: bool,
-) -> list[Outcome]:
-    from hebbkit import data
-    from hebbkit.experiment import Machine, resolve_device
-    from hebbkit.grid import run_local
-    from hebbkit.progress import QuietProgress, RichProgress
-
-    machine = Machine(
-        data_root=data.data_root(data_root),
-        device=resolve_device(device),
-        offline=data.offline(offline),
-    )
-    return run_local(
-        todo,
-        folder,
-        registry,
-        machine,
-        progress=(lambda: QuietProgress()) if quiet else (lambda: RichProgress(err)),
-        echo=lambda text: err.print(text, highlight=False, markup=False),
-    )
-
-
-def _run_ray(
-    todo: list[GridRun],
-    folder: Path,
-    address: str,
-    cpus: float,
-    gpus: float,
-    max_concurrent: int | None,
-    data_root: Path,
-    device: str | None,
-    offline: bool,
-) -> list[Outcome]:
-    from hebbkit.grid import run_on_ray
-
-    address = address.strip()
-    if not (
-        address in ("local", "auto")
-        or address.startswith("ray://")
-        or (":" in address and address.rsplit(":", 1)[1].isdigit())
-    ):
-        raise HebbkitError(f"--address {address!r}: use local, auto, ray://HOST:PORT or HOST:PORT.")
-    if cpus <= 0 or gpus < 0:
-        raise HebbkitError("--cpus-per-run must be positive and --gpus-per-run 0 or more.")
-    if max_concurrent is not None and max_concurrent < 1:
-        raise HebbkitError(f"--max-concurrent {max_concurrent}: give 1 or more.")
-    requested = (device or os.environ.get("HEBBKIT_DEVICE") or "").strip() or None
-    if requested not in (None, "cpu", "cuda"):
-        raise HebbkitError(
-            f"--device {requested!r}: through Ray a run takes cpu or cuda (Ray assigns the GPU)."
-        )
-    if requested == "cuda" and gpus <= 0:
-        raise HebbkitError(
-            "--device cuda with --address needs --gpus-per-run > 0: Ray hides the GPUs from "
-            "runs that did not ask for one (e.g. --gpus-per-run 1, or 0.5 for two per GPU)."
-        )
-    try:
-        from hebbkit.tune import TuneOptions
-    except ImportError as error:
-        raise HebbkitError(
-            f"--address needs Ray Tune, which is not installed ({error}). Install it with: "
-            "pip install 'hebbkit[tune]', or leave out --address to run here one after another."
-        ) from None
-    options = TuneOptions(
-        address=address,
-        cpus_per_trial=cpus,
-        gpus_per_trial=gpus,
-        max_concurrent=max_concurrent,
-        data_root=data_root,
-        device="cuda" if gpus > 0 else "cpu",
-        offline=offline,
-    )
-    return run_on_ray(
-        todo, folder, options, echo=lambda text: err.print(text, highlight=False, markup=False)
-    )
 
 
 def _command(
@@ -256,8 +172,8 @@ def _command(
     return command
 
 
-def _print_plan(plan: GridPlan, folder: Path, registry: Any) -> None:
-    from hebbkit.grid import check_finished, is_finished
+def _print_plan(plan: GridPlan, folder: Path, registry: Registry) -> None:
+    from hebbkit.runs.grid import check_finished, is_finished
 
     table = Table(title=f"{plan.name}: {len(plan.runs)} runs (output {folder})")
     for column in ("label", "seed", "state", "overrides (besides the grid's set)"):
@@ -295,7 +211,9 @@ def _print_plan(plan: GridPlan, folder: Path, registry: Any) -> None:
 
 
 def _print_results(plan: GridPlan, folder: Path) -> None:
-    from hebbkit.report import ReportError, collect, results_frame
+    from hebbkit.errors import ReportError
+    from hebbkit.reports.collect import collect
+    from hebbkit.reports.report import results_frame
 
     try:
         collection = collect([folder])
@@ -322,9 +240,8 @@ def _print_results(plan: GridPlan, folder: Path) -> None:
     out.print(f"Report: hebbkit report {folder} --out DIR", highlight=False)
 
 
-@app.command("report")
 @user_errors
-def report_command(
+def report(
     paths: Annotated[
         list[Path],
         typer.Argument(
@@ -337,7 +254,7 @@ def report_command(
     title: Annotated[str | None, typer.Option("--title", help="the report's heading")] = None,
 ) -> None:
     """Markdown report with tables (ours beside the study's), plots, hardware and versions."""
-    from hebbkit.report import write_report
+    from hebbkit.reports.report import write_report
 
     command = shlex.join(["hebbkit", "report", *map(str, paths), "--out", str(out_dir)])
     report = write_report(paths, out_dir, command=command, title=title)

@@ -1,0 +1,73 @@
+"""What the commands share: consoles, option types and the error printer."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape  # messages hold [brackets]: pip install 'hebbkit[tune]'
+
+from hebbkit.errors import HebbkitError
+
+out = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+RecipeArg = Annotated[Path, typer.Argument(help="recipe TOML file", show_default=False)]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        help="override a recipe value: dotted.path=VALUE (VALUE is TOML; "
+        "layers.0.init.name, layers.*.init for every layer)",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+DataRootOption = Annotated[
+    Path | None,
+    typer.Option("--data-root", help="dataset folder (default: $HEBBKIT_DATA, else ./data)"),
+]
+DeviceOption = Annotated[
+    str | None,
+    typer.Option("--device", help="cpu or cuda (default: $HEBBKIT_DEVICE, else cpu)"),
+]
+OfflineOption = Annotated[
+    bool, typer.Option("--offline", help="never download data (also HEBBKIT_OFFLINE=1)")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+
+
+def print_error(error: HebbkitError) -> None:
+    """One paragraph on stderr: the message, then any notes (where partial files went)."""
+    err.print(f"[bold red]Error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+    for note in getattr(error, "__notes__", []):
+        err.print(note, highlight=False, soft_wrap=True)
+
+
+def echo(text: str) -> None:
+    """A progress line on stderr, printed as written."""
+    err.print(text, highlight=False, markup=False)
+
+
+def user_errors(command: F) -> F:
+    """Turn hebbkit's user errors into a one-paragraph message and exit code 2 (3: diverged)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except HebbkitError as error:
+            print_error(error)
+            raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("Interrupted.")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]

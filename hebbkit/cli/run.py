@@ -1,0 +1,192 @@
+"""Commands about one recipe and the components: run, inspect, plugins, recipe, plugin new."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from hebbkit.cli.options import (
+    DataRootOption,
+    DeviceOption,
+    JsonOption,
+    OfflineOption,
+    QuietOption,
+    RecipeArg,
+    SetOption,
+    err,
+    out,
+    user_errors,
+)
+from hebbkit.plugins import get_registry
+from hebbkit.scaffold import TEMPLATES, write_plugin
+
+
+def _load(recipe: Path, overrides: list[str] | None) -> Any:
+    from hebbkit.config.recipe import load_recipe
+
+    return load_recipe(recipe, overrides or [], get_registry())
+
+
+@user_errors
+def run(
+    recipe: RecipeArg,
+    overrides: SetOption = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="run folder (default runs/<recipe name>/<timestamp>)"),
+    ] = None,
+    data_root: DataRootOption = None,
+    device: DeviceOption = None,
+    offline: OfflineOption = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace --out if it exists, once the run succeeded")
+    ] = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Train and evaluate one recipe; write its run folder."""
+    from hebbkit.engine.progress import QuietProgress, RichProgress
+    from hebbkit.runs.folder import default_run_folder
+    from hebbkit.runs.run import Machine, run_recipe
+
+    spec = _load(recipe, overrides)
+    machine = Machine.from_flags(data_root, device, offline)
+    folder = (out_dir or default_run_folder(spec.name)).resolve()
+    progress = QuietProgress() if quiet else RichProgress(err)
+    summary = run_recipe(
+        spec, folder, get_registry(), machine, overwrite=overwrite, progress=progress
+    )
+    _print_summary(summary, folder)
+
+
+def _print_summary(summary: Any, folder: Path) -> None:
+    table = Table(title=f"{summary['recipe']} (seed {summary['seed']})", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for key in ("test_accuracy", "validation_accuracy", "train_accuracy"):
+        if key in summary:
+            table.add_row(key.replace("_", " "), f"{100 * summary[key]:.2f}%")
+    for phase, seconds in summary["seconds"].items():
+        table.add_row(f"seconds: {phase}", f"{seconds:.1f}")
+    for index, rate in enumerate(summary["hebbian_images_per_second"]):
+        table.add_row(f"Hebbian layer {index} images/s", f"{rate:.0f}")
+    table.add_row("peak memory", f"{summary['peak_rss_bytes'] / 1024**3:.2f} GiB")
+    out.print(table)
+    out.print(f"Run folder: {folder}")
+
+
+@user_errors
+def inspect(recipe: RecipeArg, overrides: SetOption = None, as_json: JsonOption = False) -> None:
+    """Per Hebbian layer after initialisation: shape, non-zeros, distinct filters, norms, rate."""
+    from hebbkit.runs.run import Machine, inspect_recipe
+
+    spec = _load(recipe, overrides)
+    rows = inspect_recipe(spec, get_registry(), Machine.from_flags())
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"{spec.name}: Hebbian layers after initialisation")
+    columns = [
+        "layer",
+        "init",
+        "shape",
+        "parameters",
+        "nonzero_weights",
+        "distinct_filters",
+        "mean_norm",
+        "initial_lr",
+    ]
+    for column in columns:
+        table.add_column(column.replace("_", " "), justify="right")
+    for row in rows:
+        table.add_row(*[_cell(row[column]) for column in columns])
+    out.print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "×".join(map(str, value))
+    return str(value)
+
+
+@user_errors
+def plugins(as_json: JsonOption = False) -> None:
+    """Every registered component with its family, plugin, distribution and version."""
+    rows = [
+        {
+            "family": c.family,
+            "name": c.name,
+            "plugin": c.origin.plugin,
+            "module": c.origin.module,
+            "distribution": c.origin.distribution,
+            "version": c.origin.version,
+            "parameters": list(c.params.model_fields),
+            "description": c.description,
+        }
+        for c in get_registry()
+    ]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title="hebbkit components")
+    for column in ("family", "name", "plugin", "distribution", "version", "parameters"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["family"],
+            row["name"],
+            row["plugin"],
+            row["distribution"],
+            row["version"],
+            ", ".join(row["parameters"]),
+        )
+    out.print(table)
+
+
+@user_errors
+def recipe_show(recipe: RecipeArg, overrides: SetOption = None) -> None:
+    """Print the resolved recipe (defaults filled in, overrides applied) as TOML."""
+    from hebbkit.config.recipe import recipe_toml
+
+    typer.echo(recipe_toml(_load(recipe, overrides)), nl=False)
+
+
+@user_errors
+def recipe_validate(recipe: RecipeArg, overrides: SetOption = None) -> None:
+    """Check a recipe; exit 2 with the problems if it is invalid."""
+    spec = _load(recipe, overrides)
+    out.print(f"{recipe}: valid ({spec.name}, {len(spec.layers)} Hebbian layers).", highlight=False)
+
+
+# The families `plugin new` has templates for (an Enum, so typer lists and checks them).
+ScaffoldFamily = Enum("ScaffoldFamily", {name: name for name in TEMPLATES}, type=str)  # type: ignore[misc]
+
+
+@user_errors
+def plugin_new(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="component name, e.g. orthogonal (package hebbkit-NAME, module hebbkit_NAME)",
+            show_default=False,
+        ),
+    ],
+    family: Annotated[
+        ScaffoldFamily,  # type: ignore[valid-type]
+        typer.Option("--family", "-f", help="component family of the template"),
+    ] = ScaffoldFamily["initializer"],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="folder to create (default ./hebbkit-NAME)")
+    ] = None,
+) -> None:
+    """Write a ready-to-install plugin package: pyproject, component, test, README."""
+    folder = write_plugin(name, family.value, out_dir)
+    out.print(f"Wrote the {family.value} plugin package {folder}. Next:", highlight=False)
+    out.print(f"  pip install -e {folder}   # then: hebbkit plugins", highlight=False)
+    out.print(f"  pytest {folder}", highlight=False)

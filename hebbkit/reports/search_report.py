@@ -1,0 +1,220 @@
+"""A search read back: the trials table on the console, seed statistics and ``report.png``.
+
+``hebbkit tune`` shows this when a search ends; ``hebbkit tune-report`` from the files alone.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+from hebbkit.config.overrides import parse_value
+from hebbkit.config.search_space import active
+from hebbkit.config.toml import display, short_names
+from hebbkit.runs.folder import BEST_FILE, SEARCH_PLOT, TRIALS_FILE
+from hebbkit.runs.search import Sample, SearchPlan
+from hebbkit.runs.trials import seed_statistics
+
+# --- console ---------------------------------------------------------------------------
+
+
+def _fmt(value: Any, column: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if column.endswith("accuracy") and 0 <= value <= 1:
+            return f"{100 * value:.2f}%"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def print_trials(
+    console: Console, frame: pl.DataFrame, plan: SearchPlan, top: int = 10, title: str = ""
+) -> None:
+    """The top trials, then a count by status and the failures' errors."""
+    metric = plan.search.metric
+    table = Table(title=title or f"{plan.name}: top trials by {metric} ({plan.search.mode})")
+    columns = ["trial_id", "status", f"last_{metric}", f"best_{metric}", "epochs"]
+    if metric != "test_accuracy":
+        columns.append("test_accuracy")
+    names = short_names(list(plan.search.space))
+    for column in columns:
+        table.add_column(column.replace("_", " "), overflow="fold")
+    for path in plan.search.space:
+        table.add_column(names[path], overflow="fold")
+    for row in frame.head(top).iter_rows(named=True):
+        cells = [_fmt(row[c], c) for c in columns]
+        cells += [_param(row[p], plan.search.space[p].encoded) for p in plan.search.space]
+        table.add_row(*cells)
+    console.print(table)
+    legend = ", ".join(f"{names[p]} = {p}" for p in plan.search.space if names[p] != p)
+    if legend:
+        console.print(f"Columns: {legend}.", highlight=False)
+    counts = frame.group_by("status").len().sort("status")
+    parts = [f"{n} {s}" for s, n in counts.iter_rows()]
+    console.print(f"{frame.height} trials: {', '.join(parts)}.", highlight=False)
+    for row in frame.filter(pl.col("status") == "failed").head(5).iter_rows(named=True):
+        error = (row["error"] or "").strip().splitlines()
+        console.print(f"  failed {row['trial_id']}: {error[0] if error else '?'}", highlight=False)
+
+
+def _param(value: Any, encoded: bool) -> str:
+    if encoded and isinstance(value, str):
+        value = parse_value(value)
+    return display(value)
+
+
+def print_seed_statistics(console: Console, stats: pl.DataFrame, plan: SearchPlan) -> None:
+    metric = plan.search.metric
+    names = [metric] + [n for n in ("test_accuracy", "validation_accuracy") if n != metric]
+    names = [n for n in names if f"{n}_mean" in stats.columns]
+    others = [p for p in plan.search.space if p != "seed"]
+    table = Table(title="mean ± std over seeds (sample std, ddof=1)")
+    for column in [*others, "seeds", *names]:
+        table.add_column(column.replace("_", " ") if "." not in column else column)
+    for row in stats.iter_rows(named=True):
+        cells = [_fmt(row[c]) for c in others] + [f"{row['seeds']} ({row['seed_values']})"]
+        cells += [_mean_std(row[f"{n}_mean"], row[f"{n}_std"], n) for n in names]
+        table.add_row(*cells)
+    console.print(table)
+
+
+def _mean_std(mean: float | None, std: float | None, name: str) -> str:
+    if mean is None:
+        return "-"
+    scale, unit = (100, "%") if name.endswith("accuracy") else (1, "")
+    spread = f" ± {scale * std:.2f}" if std is not None and math.isfinite(std) else ""
+    return f"{scale * mean:.2f}{spread}{unit}"
+
+
+# --- plots -----------------------------------------------------------------------------
+
+
+def _tick_label(value: Any, encoded: bool) -> str:
+    """A searched value as a short tick label: a table reads ``max kernel=4 …``, wrapped."""
+    return textwrap.fill(_param(value, encoded), 18)
+
+
+def plot_report(out: Path, frame: pl.DataFrame, plan: SearchPlan) -> Path:
+    """``report.png``: the metric of every trial against each searched path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
+
+    metric = plan.search.metric
+    column = f"last_{metric}"
+    paths = list(plan.search.space)
+    columns = min(3, len(paths))
+    rows = math.ceil(len(paths) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
+    shown = frame.filter(pl.col(column).is_not_null())
+    styles = {"ok": ("o", "C0"), "stopped": ("x", "C1"), "unfinished": ("+", "C2")}
+    for axis, path in zip(axes.flat, paths, strict=False):
+        dim = plan.search.space[path]
+        numeric = frame.schema[path].is_numeric() and not dim.encoded
+        labels: list[str] = []
+        if not numeric:
+            labels = sorted({_tick_label(v, dim.encoded) for v in shown[path].to_list()})
+        for status, (marker, colour) in styles.items():
+            part = shown.filter(pl.col("status") == status)
+            if part.is_empty():
+                continue
+            xs = part[path].to_list()
+            if numeric:
+                x = [math.nan if v is None else float(v) for v in xs]
+            else:
+                x = [labels.index(_tick_label(v, dim.encoded)) for v in xs]
+            axis.scatter(x, part[column].to_list(), marker=marker, color=colour, label=status)
+        if not numeric:
+            axis.set_xticks(range(len(labels)))
+            axis.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
+        elif dim.kind == "loguniform":
+            axis.set_xscale("log")
+            # 1-2-5 ticks with plain labels: matplotlib's own labels its minor ticks too when a
+            # range spans less than a decade, and they overlap
+            axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            axis.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.xaxis.set_minor_locator(NullLocator())
+        elif frame.schema[path] == pl.Int64:
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_xlabel(path, fontsize=8)
+        axis.set_ylabel(metric, fontsize=8)
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(paths) :]:
+        axis.axis("off")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        figure.legend(handles, names, loc="upper right", fontsize=8)
+    failed = frame.filter(pl.col("status") == "failed").height
+    note = f", {failed} failed (not shown)" if failed else ""
+    figure.suptitle(f"{plan.name}: {metric} per trial ({frame.height} trials{note})", fontsize=10)
+    figure.tight_layout()
+    path = out / SEARCH_PLOT
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+# --- whole views ----------------------------------------------------------------------------
+
+
+def show(console: Console, folder: Path, plan: SearchPlan, frame: pl.DataFrame, top: int) -> None:
+    """The top trials, mean ± std over seeds (seed searches), and ``report.png``."""
+    print_trials(console, frame, plan, top=top)
+    stats = seed_statistics(frame, plan)
+    if stats is not None:
+        print_seed_statistics(console, stats, plan)
+    if frame.height:
+        picture = plot_report(folder, frame, plan)
+        console.print(
+            f"Trials: {folder / TRIALS_FILE} (and .csv); plot: {picture}", highlight=False
+        )
+    best = folder / BEST_FILE
+    if best.exists():
+        console.print(f"Best recipe: {best}  (reproduce: hebbkit run {best})", highlight=False)
+    else:
+        console.print(f"No trial finished, so there is no {BEST_FILE}.", highlight=False)
+
+
+def print_samples(console: Console, plan: SearchPlan, samples: list[Sample]) -> None:
+    """``hebbkit tune --dry-run``: every sampled trial and whether its recipe is valid."""
+    search = plan.search
+    note = (
+        "; optuna picks its own points, these are random draws"
+        if search.algorithm == "optuna"
+        else ""
+    )
+    table = Table(title=f"{plan.name}: {len(samples)} trials ({search.algorithm}{note})")
+    table.add_column("#", justify="right")
+    names = short_names(list(search.space))
+    for path in search.space:
+        table.add_column(names[path], overflow="fold")
+    table.add_column("recipe", overflow="fold")
+    for sample in samples[:200]:
+        chosen = active(search, sample.values)
+        cells = [display(chosen.get(p)) for p in search.space]
+        verdict = "valid" if sample.error is None else _first_problem(sample.error)
+        table.add_row(
+            str(sample.index), *cells, verdict, style=None if sample.error is None else "red"
+        )
+    console.print(table)
+    legend = ", ".join(f"{names[p]} = {p}" for p in search.space if names[p] != p)
+    if legend:
+        console.print(f"Columns: {legend}.", highlight=False)
+    if len(samples) > 200:
+        console.print(f"... {len(samples) - 200} more not shown.")
+    good = sum(s.error is None for s in samples)
+    console.print(f"{good} of {len(samples)} trial recipes are valid.", highlight=False)
+
+
+def _first_problem(message: str) -> str:
+    lines = message.splitlines()
+    return (lines[1] if len(lines) > 1 else lines[0]).strip()
