@@ -72,8 +72,11 @@ class ReadoutConfig(Section):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     dropout: float = Field(0.5, ge=0, lt=1)
-    schedule: Literal["step", "constant"] = Field(
-        "step", description="step: halve the rate at the fractions given in the docs"
+    schedule: Literal["step", "constant", "cosine"] = Field(
+        "step",
+        description="step: SoftHebb's, halve the rate at 50/75% (20-49 epochs) or "
+        "20/35/50/60/70/80/90% (50+), constant below 20 epochs; constant; cosine: decay "
+        "to 0 along half a cosine, step by step",
     )
     feature_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         "auto", description="storage of cached features; auto keeps float32 up to 2 GiB"

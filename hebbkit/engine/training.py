@@ -210,10 +210,33 @@ def extract_features(
 
 
 def step_milestones(epochs: int, schedule: str) -> list[int]:
-    if schedule == "constant" or epochs < 20:
+    """Epochs after which the ``step`` schedule halves the rate: none below 20 epochs, at 50%
+    and 75% below 50, else at 20/35/50/60/70/80/90% — truncated, as SoftHebb's own
+    scheduler does (50 epochs: 10, 17, 25, 30, 35, 40, 45)."""
+    if schedule != "step" or epochs < 20:
         return []
     fractions = STEP_FRACTIONS_MEDIUM if epochs < 50 else STEP_FRACTIONS_LONG
-    return sorted({int(round(f * epochs)) for f in fractions})
+    return sorted({int(f * epochs) for f in fractions})
+
+
+def cosine_factor(step: int, total: int) -> float:
+    """The ``cosine`` schedule's share of the base rate after ``step`` of ``total`` steps:
+    from 1 down to 0 along half a cosine, so the last epochs barely move the weights."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(1, total)))
+
+
+def rate_schedule(
+    optimizer: torch.optim.Optimizer, config: ReadoutConfig, steps_per_epoch: int
+) -> tuple[torch.optim.lr_scheduler.LRScheduler, bool]:
+    """The read-out's rate schedule, and whether it steps per batch (else per epoch)."""
+    if config.schedule == "cosine":
+        total = config.epochs * steps_per_epoch
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: cosine_factor(step, total)
+        )
+        return scheduler, True
+    milestones = step_milestones(config.epochs, config.schedule)
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.5), False
 
 
 @torch.no_grad()
@@ -286,7 +309,7 @@ def readout_phase(
     progress: ProgressReporter,
     record: Record,
 ) -> ReadoutResult:
-    """Dropout → Linear on cached features, Adam with the step schedule."""
+    """Dropout → Linear on cached features, Adam with the recipe's rate schedule."""
     features, labels = train
     labels = labels.to(device)
     evaluations = {name: (x, y.to(device)) for name, (x, y) in evaluations.items()}
@@ -294,15 +317,14 @@ def readout_phase(
     dropout = SeededDropout(config.dropout, derive_seed(seed, "readout-dropout"), device)
     model = nn.Sequential(dropout, nn.Linear(features.shape[1], n_classes)).to(device)
     optimizer = adam(model, config.lr, config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, step_milestones(config.epochs, config.schedule), gamma=0.5
-    )
     generator = torch.Generator().manual_seed(derive_seed(seed, "readout-order"))
     count = features.shape[0]
+    scheduler, per_step = rate_schedule(optimizer, config, math.ceil(count / config.batch_size))
     metrics: dict[str, float] = {}
     for epoch in range(config.epochs):
         model.train()
         order = torch.randperm(count, generator=generator).to(device)
+        rate = optimizer.param_groups[0]["lr"]
         started = time.perf_counter()
         loss_sum, correct = 0.0, 0
         with progress.phase(f"Read-out, epoch {epoch + 1}/{config.epochs}", count) as advance:
@@ -315,11 +337,13 @@ def readout_phase(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if per_step:
+                    scheduler.step()
                 loss_sum += loss.item() * index.numel()
                 correct += (logits.argmax(1) == target).sum().item()
                 advance(index.numel())
-        rate = optimizer.param_groups[0]["lr"]
-        scheduler.step()
+        if not per_step:
+            scheduler.step()
         if not math.isfinite(loss_sum):
             raise TrainingDiverged(f"The read-out loss became NaN/Inf in epoch {epoch + 1}.")
         metrics = {
