@@ -1,0 +1,102 @@
+"""How to run through Ray: the options of ``hebbkit tune`` and ``hebbkit grid --address``,
+validated once for both (no Ray import here)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hebbkit.errors import HebbkitError
+from hebbkit.runs.run import device_setting
+
+
+@dataclass
+class RayOptions:
+    """Where to run, with which resources per trial, on which machine settings."""
+
+    address: str = "local"
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+    ray_temp: Path | None = None
+    data_root: Path = Path("data")
+    #: cpu or cuda, as the trial resolves it (Ray picks the GPU: cuda is its cuda:0)
+    device: str = "cpu"
+    offline: bool = False
+    resume: bool = False
+    verbose: bool = False
+
+
+def ray_address(flag: str | None) -> str:
+    """``--address``, else ``RAY_ADDRESS``, else ``local``; checked for its form."""
+    address = (flag or os.environ.get("RAY_ADDRESS") or "local").strip()
+    if not (
+        address in ("local", "auto")
+        or address.startswith("ray://")
+        or (":" in address and address.rsplit(":", 1)[1].isdigit())
+    ):
+        raise HebbkitError(f"--address {address!r}: use local, auto, ray://HOST:PORT or HOST:PORT.")
+    return address
+
+
+def ray_options(
+    *,
+    address: str | None,
+    cpus: float,
+    gpus: float,
+    max_concurrent: int | None,
+    device: str | None,
+    data_root: Path,
+    offline: bool,
+    ray_temp: Path | None = None,
+    resume: bool = False,
+    verbose: bool = False,
+    unit: str = "trial",
+) -> RayOptions:
+    """Check the Ray flags of a search (``unit="trial"``) or a grid (``unit="run"``).
+
+    Flags are named as the command spells them (``--cpus-per-trial``, ``--cpus-per-run``).
+    """
+    where = ray_address(address)
+    cpus_flag, gpus_flag = f"--cpus-per-{unit}", f"--gpus-per-{unit}"
+    if cpus <= 0:
+        raise HebbkitError(f"{cpus_flag} {cpus:g}: give a positive number (e.g. 1 or 0.5).")
+    if gpus < 0:
+        raise HebbkitError(f"{gpus_flag} {gpus:g}: give 0 or more (0.25: four per GPU).")
+    if max_concurrent is not None and max_concurrent < 1:
+        raise HebbkitError(f"--max-concurrent {max_concurrent}: give 1 or more.")
+    requested = device_setting(device)
+    if requested is not None and requested not in ("cpu", "cuda"):
+        raise HebbkitError(
+            f"--device {requested!r}: through Ray a {unit} takes cpu or cuda (Ray assigns each "
+            f"{unit} its GPU, which it sees as cuda)."
+        )
+    if gpus > 0:
+        chosen = requested or "cuda"
+    elif requested == "cuda":
+        raise HebbkitError(
+            f"--device cuda needs {gpus_flag} > 0: Ray hides the GPUs from {unit}s that did "
+            f"not ask for one (try {gpus_flag} 1, or 0.25 to share a GPU by four)."
+        )
+    else:
+        chosen = "cpu"
+    if chosen == "cuda" and where == "local" and not torch.cuda.is_available():
+        raise HebbkitError(
+            f"{gpus_flag} {gpus:g} asks for GPUs, but torch {torch.__version__} sees none "
+            f"on this machine. Use {gpus_flag} 0, or --address to join a cluster with GPUs."
+        )
+    return RayOptions(
+        address=where,
+        cpus_per_trial=cpus,
+        gpus_per_trial=gpus,
+        max_concurrent=max_concurrent,
+        ray_temp=ray_temp.expanduser().resolve() if ray_temp is not None else None,
+        data_root=data_root,
+        device=chosen,
+        offline=offline,
+        resume=resume,
+        verbose=verbose,
+    )
