@@ -456,18 +456,22 @@ def collect(grid: Any, plan: SearchPlan, trials_dir: Path) -> list[TrialRecord]:
             values = {}
         folder = trials_dir / trial_id
         summary = read_summary(folder) if is_finished(folder) else None
-        if trial.status == "ERROR":
+        if summary is not None:
+            # The run folder is complete even when an interruption came before Tune recorded
+            # the trial's last report (a resumed search replays it instead of training again).
+            state = "ok"
+        elif trial.status == "ERROR":
             state = "failed"
         elif trial.status != "TERMINATED":
             state = "unfinished"
         else:
-            state = "ok" if summary is not None else "stopped"
+            state = "stopped"
         records.append(
             TrialRecord(
                 trial_id=trial_id,
                 status=state,
                 values=values,
-                epochs=_epochs(frames.get(trial_id)),
+                epochs=_folder_epochs(folder) if summary else _epochs(frames.get(trial_id)),
                 summary=summary,
                 error=_error_text(_trial_error(trial)) if state == "failed" else None,
             )
@@ -524,6 +528,15 @@ def _epochs(frame: Any) -> list[dict[str, float]]:
         }
         by_epoch[int(epoch)] = {"epoch": int(epoch), **metrics}
     return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def _folder_epochs(folder: Path) -> list[dict[str, float]]:
+    """A finished trial's read-out metrics per epoch, from its run folder (what it reported)."""
+    rows = read_metrics(folder)
+    if "phase" not in rows.columns:
+        return []
+    readout = rows.filter(rows["phase"] == "readout")
+    return [epoch_metrics(row) for row in readout.iter_rows(named=True)]
 
 
 def _error_text(error: Any) -> str:
