@@ -49,3 +49,10 @@ class TrainingDiverged(HebbkitError):
     """Weights or losses became NaN/Inf."""
 
     exit_code = 3
+
+
+class HebbkitNotice(UserWarning):
+    """Not an error: something the user should know happened (an override dropped keys).
+
+    Issued with :func:`warnings.warn`; the CLI prints each as one ``Note:`` line on stderr.
+    """

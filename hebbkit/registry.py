@@ -13,11 +13,14 @@ table; it needs pydantic only, which keeps this module a torch-free leaf.
 from __future__ import annotations
 
 import difflib
+import importlib
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticUndefined
 
 from hebbkit.errors import PluginError, UnknownComponentError
 
@@ -90,6 +93,49 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+class LazyFactory:
+    """A factory named ``"module:attribute"``, imported when a component is first built.
+
+    A plugin registers ``lazy_factory("my_plugin.initializer:orthogonal")`` to keep its hook
+    module free of torch and other heavy imports: hebbkit loads every plugin to list commands
+    and components, and ``hebbkit --help`` or ``hebbkit plugins`` then never import torch.
+    """
+
+    def __init__(self, target: str) -> None:
+        module, _, attribute = target.partition(":")
+        if not module or not attribute:
+            raise PluginError(
+                f"lazy_factory({target!r}): name the factory as 'package.module:function'."
+            )
+        self.target = target
+        self._module = module
+        self._attribute = attribute
+        self._factory: Callable[[Any], Any] | None = None
+
+    def resolve(self) -> Callable[[Any], Any]:
+        """Import the module and return the factory (once)."""
+        if self._factory is None:
+            factory = getattr(importlib.import_module(self._module), self._attribute, None)
+            if not callable(factory):
+                raise PluginError(
+                    f"lazy_factory({self.target!r}): {self._module} has no callable "
+                    f"{self._attribute!r}."
+                )
+            self._factory = factory
+        return self._factory
+
+    def __call__(self, params: Any) -> Any:
+        return self.resolve()(params)
+
+    def __repr__(self) -> str:
+        return f"lazy_factory({self.target!r})"
+
+
+def lazy_factory(target: str) -> LazyFactory:
+    """``factory`` for :func:`register` that imports ``"module:function"`` on first build."""
+    return LazyFactory(target)
+
+
 @dataclass(frozen=True)
 class Origin:
     """Where a component came from."""
@@ -152,6 +198,28 @@ class Registry:
     def names(self, family: str) -> list[str]:
         return sorted(self._components[family])
 
+    def find(self, name: str, family: str | None = None) -> Component:
+        """The component called ``name``, in ``family`` or in whichever family has one; an
+        unknown or (without ``family``) ambiguous name is an error that says what exists."""
+        if family is not None:
+            if family not in self._components:
+                raise UnknownComponentError(
+                    f"Unknown family {family!r}; families are: {', '.join(FAMILIES)}."
+                )
+            return self.get(family, name)
+        matches = [c for c in self if c.name == name]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            families = ", ".join(c.family for c in matches)
+            raise UnknownComponentError(
+                f"{name!r} names a component in several families ({families}); say which "
+                "with --family."
+            )
+        raise UnknownComponentError(
+            unknown_name_message("component", name, sorted({c.name for c in self}))
+        )
+
     def __iter__(self) -> Iterator[Component]:
         for family in FAMILIES:
             for name in sorted(self._components[family]):
@@ -159,6 +227,72 @@ class Registry:
 
     def __len__(self) -> int:
         return sum(len(components) for components in self._components.values())
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One parameter of a component, as ``hebbkit plugins show`` lists it."""
+
+    name: str
+    #: the type as a recipe writes it: ``float``, ``"a" | "b"``, ``int (optional)``
+    type: str
+    default: Any
+    required: bool
+    description: str
+    #: bounds from the field (``> 0``, ``≤ 1``), comma-separated; validators are not shown
+    constraints: str
+
+
+_BOUNDS = {"gt": ">", "ge": "≥", "lt": "<", "le": "≤", "multiple_of": "multiple of"}
+_TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "string"}
+
+
+def describe_params(model: type[Params]) -> list[ParamInfo]:
+    """Every field of a params model: name, type, default, description and bounds."""
+    rows = []
+    for name, info in model.model_fields.items():
+        required = info.is_required()
+        if required:
+            default = None
+        elif info.default_factory is not None:
+            default = info.default_factory()  # type: ignore[call-arg]
+        else:
+            default = None if info.default is PydanticUndefined else info.default
+        bounds = [
+            f"{symbol} {getattr(item, attribute)}"
+            for item in info.metadata
+            for attribute, symbol in _BOUNDS.items()
+            if getattr(item, attribute, None) is not None
+        ]
+        rows.append(
+            ParamInfo(
+                name,
+                type_text(info.annotation),
+                default,
+                required,
+                info.description or "",
+                ", ".join(bounds),
+            )
+        )
+    return rows
+
+
+def type_text(annotation: Any) -> str:
+    """A type annotation as a recipe author reads it."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return " | ".join(f'"{a}"' if isinstance(a, str) else str(a).lower() for a in args)
+    if origin in (Union, types.UnionType):
+        parts = [type_text(a) for a in args if a is not type(None)]
+        optional = " (optional)" if type(None) in args else ""
+        return " | ".join(parts) + optional
+    if origin in (list, tuple, set, frozenset):
+        return f"list of {type_text(args[0])}" if args else "list"
+    if origin is dict:
+        return "table"
+    if annotation in _TYPE_NAMES:
+        return _TYPE_NAMES[annotation]
+    return getattr(annotation, "__name__", str(annotation))
 
 
 def unknown_name_message(family: str, name: str, available: list[str]) -> str:

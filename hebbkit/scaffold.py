@@ -220,7 +220,7 @@ _POOLING = FamilyTemplate(
 class ${Class}Params(Params):
     """Parameters of ``${component}``; every one needs a default."""
 
-    kernel: int = Field(2, gt=0)
+    kernel: int = Field(2, gt=0, description="window size; the stride equals it")
     norm: float = Field(2.0, gt=0, description="p of the Lp norm (large p approaches max)")
 
 

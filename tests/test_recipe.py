@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from hebbkit.config.overrides import apply_overrides, parse_value, split_path
 from hebbkit.config.recipe import load_recipe, recipe_dict, recipe_toml, validate_recipe
 from hebbkit.config.toml import read_toml
-from hebbkit.errors import RecipeError, UnknownComponentError
+from hebbkit.errors import HebbkitNotice, RecipeError, UnknownComponentError
 from hebbkit.registry import Registry
 from tests.conftest import RECIPES, TINY_RECIPE
 
@@ -179,14 +180,17 @@ def test_parse_value(text: str, value: Any) -> None:
 
 
 def test_override_changing_name_drops_old_params(registry: Registry) -> None:
-    recipe = load_recipe(RECIPES / "mnist_softhebb.toml", ["layers.0.init.name=zero"], registry)
+    with pytest.warns(HebbkitNotice, match=r"changes from random to zero, which drops radius = 25"):
+        recipe = load_recipe(RECIPES / "mnist_softhebb.toml", ["layers.0.init.name=zero"], registry)
     assert recipe.layers[0].init.name == "zero"
     assert recipe.layers[0].init.scale == "paper"  # default, radius did not carry over
     assert recipe.layers[1].init.name == "random" and recipe.layers[1].init.radius == 25.0
 
 
 def test_override_same_name_keeps_params() -> None:
-    data = apply_overrides(TINY_RECIPE, ["layers.0.plasticity.name=softhebb"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HebbkitNotice)  # nothing dropped, nothing to say
+        data = apply_overrides(TINY_RECIPE, ["layers.0.plasticity.name=softhebb"])
     assert data["layers"][0]["plasticity"] == {"name": "softhebb", "lr": 0.05}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -11,14 +12,20 @@ import typer
 from rich.console import Console
 from rich.markup import escape  # messages hold [brackets]: pip install 'hebbkit[tune]'
 
-from hebbkit.errors import HebbkitError
+from hebbkit.errors import HebbkitError, HebbkitNotice
 
 out = Console()
 err = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-RecipeArg = Annotated[Path, typer.Argument(help="recipe TOML file", show_default=False)]
+RecipeArg = Annotated[
+    Path,
+    typer.Argument(
+        help="recipe TOML file, or the name of a packaged recipe (hebbkit recipes lists them)",
+        show_default=False,
+    ),
+]
 SetOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -56,13 +63,32 @@ def echo(text: str) -> None:
     err.print(text, highlight=False, markup=False)
 
 
+def notice_printer(fallback: Callable[..., None]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints hebbkit's notices as ``Note:`` lines on stderr
+    and hands any other warning to ``fallback``."""
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, HebbkitNotice):
+            err.print(
+                f"[bold yellow]Note:[/] {escape(str(message))}", highlight=False, soft_wrap=True
+            )
+        else:
+            fallback(message, category, *args, **kwargs)
+
+    return show
+
+
 def user_errors(command: F) -> F:
-    """Turn hebbkit's user errors into a one-paragraph message and exit code 2 (3: diverged)."""
+    """Turn hebbkit's user errors into a one-paragraph message and exit code 2 (3: diverged);
+    print hebbkit's notices (:class:`~hebbkit.errors.HebbkitNotice`) as ``Note:`` lines."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("default", HebbkitNotice)  # each distinct notice once
+                warnings.showwarning = notice_printer(warnings.showwarning)
+                return command(*args, **kwargs)
         except HebbkitError as error:
             print_error(error)
             raise typer.Exit(error.exit_code) from None

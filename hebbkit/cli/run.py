@@ -1,13 +1,13 @@
-"""Commands about one recipe and the components: run, inspect, plugins, recipe, plugin new."""
+"""Commands about one recipe: run, inspect, recipe show, recipe validate."""
 
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from hebbkit.cli.options import (
@@ -23,13 +23,16 @@ from hebbkit.cli.options import (
     user_errors,
 )
 from hebbkit.plugins import get_registry
-from hebbkit.scaffold import TEMPLATES, write_plugin
 
 
 def _load(recipe: Path, overrides: list[str] | None) -> Any:
-    from hebbkit.config.recipe import load_recipe
+    """The recipe file (or packaged recipe) with the overrides applied and named in its
+    description."""
+    from hebbkit.config.packaged import resolve_recipe
+    from hebbkit.config.recipe import load_recipe, note_overrides
 
-    return load_recipe(recipe, overrides or [], get_registry())
+    spec = load_recipe(resolve_recipe(recipe), overrides or [], get_registry())
+    return note_overrides(spec, overrides or [])
 
 
 @user_errors
@@ -60,11 +63,14 @@ def run(
     summary = run_recipe(
         spec, folder, get_registry(), machine, overwrite=overwrite, progress=progress
     )
-    _print_summary(summary, folder)
+    _print_summary(summary, folder, overrides or [])
 
 
-def _print_summary(summary: Any, folder: Path) -> None:
-    table = Table(title=f"{summary['recipe']} (seed {summary['seed']})", show_header=False)
+def _print_summary(summary: Any, folder: Path, overrides: list[str]) -> None:
+    title = f"{summary['recipe']} (seed {summary['seed']})"
+    if overrides:
+        title += " with " + " ".join(f"-s {override}" for override in overrides)
+    table = Table(title=escape(title), show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
     for key in ("test_accuracy", "validation_accuracy", "train_accuracy"):
@@ -89,7 +95,10 @@ def inspect(recipe: RecipeArg, overrides: SetOption = None, as_json: JsonOption 
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table(title=f"{spec.name}: Hebbian layers after initialisation")
+    table = Table(
+        title=f"{spec.name}: Hebbian layers after initialisation",
+        caption=escape(spec.description),
+    )
     columns = [
         "layer",
         "init",
@@ -116,40 +125,6 @@ def _cell(value: Any) -> str:
 
 
 @user_errors
-def plugins(as_json: JsonOption = False) -> None:
-    """Every registered component with its family, plugin, distribution and version."""
-    rows = [
-        {
-            "family": c.family,
-            "name": c.name,
-            "plugin": c.origin.plugin,
-            "module": c.origin.module,
-            "distribution": c.origin.distribution,
-            "version": c.origin.version,
-            "parameters": list(c.params.model_fields),
-            "description": c.description,
-        }
-        for c in get_registry()
-    ]
-    if as_json:
-        out.print_json(json.dumps(rows))
-        return
-    table = Table(title="hebbkit components")
-    for column in ("family", "name", "plugin", "distribution", "version", "parameters"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            row["family"],
-            row["name"],
-            row["plugin"],
-            row["distribution"],
-            row["version"],
-            ", ".join(row["parameters"]),
-        )
-    out.print(table)
-
-
-@user_errors
 def recipe_show(recipe: RecipeArg, overrides: SetOption = None) -> None:
     """Print the resolved recipe (defaults filled in, overrides applied) as TOML."""
     from hebbkit.config.recipe import recipe_toml
@@ -161,32 +136,5 @@ def recipe_show(recipe: RecipeArg, overrides: SetOption = None) -> None:
 def recipe_validate(recipe: RecipeArg, overrides: SetOption = None) -> None:
     """Check a recipe; exit 2 with the problems if it is invalid."""
     spec = _load(recipe, overrides)
-    out.print(f"{recipe}: valid ({spec.name}, {len(spec.layers)} Hebbian layers).", highlight=False)
-
-
-# The families `plugin new` has templates for (an Enum, so typer lists and checks them).
-ScaffoldFamily = Enum("ScaffoldFamily", {name: name for name in TEMPLATES}, type=str)  # type: ignore[misc]
-
-
-@user_errors
-def plugin_new(
-    name: Annotated[
-        str,
-        typer.Argument(
-            help="component name, e.g. orthogonal (package hebbkit-NAME, module hebbkit_NAME)",
-            show_default=False,
-        ),
-    ],
-    family: Annotated[
-        ScaffoldFamily,  # type: ignore[valid-type]
-        typer.Option("--family", "-f", help="component family of the template"),
-    ] = ScaffoldFamily["initializer"],
-    out_dir: Annotated[
-        Path | None, typer.Option("--out", help="folder to create (default ./hebbkit-NAME)")
-    ] = None,
-) -> None:
-    """Write a ready-to-install plugin package: pyproject, component, test, README."""
-    folder = write_plugin(name, family.value, out_dir)
-    out.print(f"Wrote the {family.value} plugin package {folder}. Next:", highlight=False)
-    out.print(f"  pip install -e {folder}   # then: hebbkit plugins", highlight=False)
-    out.print(f"  pytest {folder}", highlight=False)
+    layers = f"{len(spec.layers)} Hebbian layer{'s' if len(spec.layers) > 1 else ''}"
+    out.print(f"{recipe}: valid ({spec.name}, {layers}).", highlight=False)

@@ -32,7 +32,11 @@ if TYPE_CHECKING:
 def grid(
     grid_file: Annotated[
         Path,
-        typer.Argument(help="grid TOML file (e.g. recipes/study/table2.toml)", show_default=False),
+        typer.Argument(
+            help="grid TOML file (e.g. recipes/study/table2.toml), or a packaged one's name "
+            "(study/table2)",
+            show_default=False,
+        ),
     ],
     overrides: SetOption = None,
     out_dir: Annotated[
@@ -79,6 +83,7 @@ def grid(
     quiet: QuietOption = False,
 ) -> None:
     """Run every run of a grid file (resumable: finished runs are kept) and tabulate them."""
+    from hebbkit.config.packaged import resolve_recipe
     from hebbkit.engine.progress import QuietProgress, RichProgress
     from hebbkit.runs.folder import runs_root
     from hebbkit.runs.grid import load_grid, parse_seeds, run_grid
@@ -89,7 +94,7 @@ def grid(
 
     registry = get_registry()
     plan = load_grid(
-        grid_file,
+        resolve_recipe(grid_file, "Grid file"),
         registry,
         cli_overrides=overrides or [],
         seeds=parse_seeds(seeds) if seeds is not None else None,

@@ -87,6 +87,7 @@ def tune(
     ] = False,
 ) -> None:
     """Search hyperparameters (the recipe's search table); each trial is one hebbkit run."""
+    from hebbkit.config.packaged import resolve_recipe
     from hebbkit.reports.search_report import print_samples, show
     from hebbkit.runs.options import ray_options
     from hebbkit.runs.run import data_root as resolve_data_root
@@ -96,7 +97,7 @@ def tune(
     from hebbkit.runs.tune import run_search
 
     registry = get_registry()
-    plan = load_plan(recipe, overrides, registry, num_samples=num_samples)
+    plan = load_plan(resolve_recipe(recipe), overrides, registry, num_samples=num_samples)
     if dry_run:
         samples = sample_trials(plan, registry)
         print_samples(out, plan, samples)

@@ -36,6 +36,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from hebbkit.config.kinds import wrong_kind_message
+from hebbkit.config.packaged import shown_path
 from hebbkit.config.toml import Strict, read_toml, short
 from hebbkit.errors import GridError
 
@@ -135,6 +137,9 @@ def check_label(value: str, what: str = "label") -> str:
 def read_grid_file(path: Path) -> GridFile:
     """Read and validate a grid file; problems name the key."""
     data = read_toml(path, "Grid file", GridError)
+    message = wrong_kind_message(shown_path(path), data, "grid file")
+    if message:
+        raise GridError(message)
     try:
         return GridFile.model_validate(data)
     except ValidationError as error:

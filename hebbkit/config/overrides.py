@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any
 
-from hebbkit.config.toml import TOMLDecodeError, loads
-from hebbkit.errors import RecipeError
+from hebbkit.config.toml import TOMLDecodeError, display, loads
+from hebbkit.errors import HebbkitNotice, RecipeError
 
 
 def component_table(value: Any) -> Any:
@@ -27,7 +28,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
     List indices are numbers (``layers.0.init``); ``*`` sets every element. A key that holds
     dots is quoted as in TOML (``search.space."layers.0.kernel"``). Changing the ``name`` of a
-    component drops its other keys, which belonged to the old component.
+    component drops its other keys, which belonged to the old component; a
+    :class:`~hebbkit.errors.HebbkitNotice` warning names the keys dropped.
     """
     result = copy.deepcopy(data)
     for override in overrides:
@@ -91,6 +93,7 @@ def _set_path(node: Any, parts: list[str], value: Any, key: str, depth: int = 0)
         raise RecipeError(f"Override {key!r}: {where} is a value, not a table.")
     if last:
         if part == "name" and depth > 0 and node.get("name") not in (None, value):
+            _note_dropped(node, value, where, key)
             node.clear()
         node[part] = copy.deepcopy(value)
         return
@@ -100,3 +103,21 @@ def _set_path(node: Any, parts: list[str], value: Any, key: str, depth: int = 0)
     elif isinstance(child, str):
         child = node[part] = component_table(child)
     _set_path(child, parts[1:], value, key, depth + 1)
+
+
+def _note_dropped(node: dict[str, Any], new: Any, where: str, key: str) -> None:
+    """Warn that renaming the component at ``where`` drops the old component's parameters."""
+    dropped = {k: v for k, v in node.items() if k != "name"}
+    if not dropped:
+        return
+    keys = ", ".join(f"{k} = {display(v)}" for k, v in dropped.items())
+    first = next(iter(dropped))
+    warnings.warn(
+        HebbkitNotice(
+            f"-s {key}={display(new)}: the component at {where} changes from "
+            f"{display(node['name'])} to {display(new)}, which drops {keys} (a new name starts a "
+            f"fresh component). Set the new component's parameters after its name, e.g. "
+            f"-s {where}.{first}=..."
+        ),
+        stacklevel=2,
+    )

@@ -14,7 +14,9 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError, create_model
 
+from hebbkit.config.kinds import wrong_kind_message
 from hebbkit.config.overrides import apply_overrides, component_table
+from hebbkit.config.packaged import shown_path
 from hebbkit.config.search_space import SearchConfig
 from hebbkit.config.toml import Strict, dumps_document, read_toml, show
 from hebbkit.errors import RecipeError
@@ -274,8 +276,28 @@ def load_recipe(
     components a recipe may name are the ones it holds)."""
     if registry is None:
         raise TypeError("load_recipe() needs the registry, e.g. hebbkit.plugins.get_registry()")
-    data = apply_overrides(read_toml(Path(path)), overrides or [])
+    data = apply_overrides(read_recipe_file(path), overrides or [])
     return validate_recipe(data, registry, source=str(path))
+
+
+def note_overrides(recipe: Recipe, overrides: list[str]) -> Recipe:
+    """``recipe`` with the ``-s`` overrides that changed it appended to its description, so
+    that a run folder's recipe does not describe the file's recipe (say, "on MNIST") when an
+    override changed it (``-s data.dataset=digits``)."""
+    if not overrides:
+        return recipe
+    note = "with " + " ".join(f"-s {override}" for override in overrides)
+    description = f"{recipe.description} ({note})" if recipe.description else note
+    return recipe.model_copy(update={"description": description})
+
+
+def read_recipe_file(path: Path | str) -> dict[str, Any]:
+    """A recipe file's TOML; a grid file given instead is named as such, with its command."""
+    data = read_toml(Path(path))
+    message = wrong_kind_message(shown_path(path), data, "recipe")
+    if message:
+        raise RecipeError(message)
+    return data
 
 
 def recipe_dict(recipe: Recipe) -> dict[str, Any]:
@@ -323,6 +345,8 @@ __all__ = [
     "Recipe",
     "apply_overrides",
     "load_recipe",
+    "note_overrides",
+    "read_recipe_file",
     "recipe_model",
     "recipe_toml",
     "validate_recipe",

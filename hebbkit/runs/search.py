@@ -17,7 +17,7 @@ import numpy as np
 import tomli_w
 
 from hebbkit.config.overrides import apply_overrides
-from hebbkit.config.recipe import Recipe, flatten_recipe, validate_recipe
+from hebbkit.config.recipe import Recipe, flatten_recipe, read_recipe_file, validate_recipe
 from hebbkit.config.search_space import SearchConfig, overrides_for, trial_data
 from hebbkit.config.toml import did_you_mean, read_toml, toml_inline
 from hebbkit.engine.network import initialisation_problem
@@ -69,7 +69,7 @@ def load_plan(
     num_samples: int | None = None,
 ) -> SearchPlan:
     """Read a recipe, require its ``[search]`` table and check every searched path."""
-    data = apply_overrides(read_toml(Path(path)), overrides or [])
+    data = apply_overrides(read_recipe_file(path), overrides or [])
     if num_samples is not None:
         if num_samples < 1:
             raise RecipeError(f"--num-samples {num_samples}: give 1 or more.")

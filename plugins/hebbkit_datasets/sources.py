@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import Field
 
 from hebbkit.data import ImageSet, missing_data_message
 from hebbkit.errors import DataError
-from hebbkit.registry import Params
 
+from .params import NoParams, STL10Params
 from .readers import find_file, read_cifar_batch, read_idx, read_stl_images, read_stl_labels
 
 MNIST_CLASSES = [str(digit) for digit in range(10)]
@@ -52,16 +51,6 @@ STL10_CLASSES = [
     "ship",
     "truck",
 ]
-
-
-class NoParams(Params):
-    pass
-
-
-class STL10Params(Params):
-    unlabeled: bool = Field(
-        False, description="add the 100 000 unlabelled images to the Hebbian phase"
-    )
 
 
 def _download(

@@ -36,10 +36,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Literal
 
 import torch
-from pydantic import Field
 
 from hebbkit.errors import RecipeError
 from hebbkit.hadamard import (
@@ -51,7 +49,8 @@ from hebbkit.hadamard import (
     primitive_polynomial,
     walsh_signs,
 )
-from hebbkit.registry import Params
+
+from .params import DistinctParams
 
 #: The field GF(2^A) of the m-sequence grows until windows stop overlapping, up to this degree.
 MAX_DEGREE = 31
@@ -59,27 +58,6 @@ MAX_DEGREE = 31
 
 class ImpossibleShapeError(RecipeError, ValueError):
     """More filters than distinct ±1 patterns over the patch (c_out > 2^n)."""
-
-
-class DistinctParams(Params):
-    order: Literal["sylvester", "msequence"] = Field(
-        "sylvester",
-        description=(
-            "which Hadamard rows/columns: sylvester = rows 1..c_out, columns 1, 2, 4, … then "
-            "ascending (Walsh functions); msequence = windows of a maximal-length sequence"
-        ),
-    )
-    scale: Literal["norm", "paper", "orthonormal", "study"] = Field(
-        "norm",
-        description=(
-            "norm: c = norm/√(non-zeros per filter), every neuron has norm `norm`; paper / "
-            "orthonormal / study: ZerO's Hadamard scales with m = ⌈log₂ c_out⌉ (1 for a "
-            "one-hot filter, like ZerO's identity)"
-        ),
-    )
-    norm: float = Field(
-        25.0, gt=0, description="target neuron norm for scale='norm' (SoftHebb's radius R)"
-    )
 
 
 def _sizes(shape: tuple[int, ...]) -> tuple[int, int]:

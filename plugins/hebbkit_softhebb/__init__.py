@@ -1,21 +1,38 @@
 """SoftHebb's components: random init, plasticity rules, competition, activations, poolings.
 
 Registered through hebbkit's hooks exactly as a third-party plugin would be.
+
+The component modules import torch; ``lazy_factory`` imports them when a recipe first builds
+a component, so loading this plugin (``hebbkit --help``, ``hebbkit plugins``) does not.
 """
 
 from __future__ import annotations
 
 from hebbkit.hookspecs import hookimpl
+from hebbkit.registry import lazy_factory
 
-from . import activations, competition, initializers, pooling, rules
+from .params import (
+    AvgParams,
+    HardKrotovParams,
+    HebbParams,
+    IdentityParams,
+    OjaParams,
+    PowerParams,
+    RandomParams,
+    SoftHebbParams,
+    SoftmaxParams,
+    SoftParams,
+    WindowParams,
+    WinnerParams,
+)
 
 
 @hookimpl
 def register_initializers(register):
     register(
         "random",
-        initializers.random_init,
-        params=initializers.RandomParams,
+        lazy_factory(f"{__name__}.initializers:random_init"),
+        params=RandomParams,
         description="SoftHebb's default: N(0, (R/√n)²) with input BN, U[0, √(3R²/n)) without",
     )
 
@@ -24,15 +41,20 @@ def register_initializers(register):
 def register_plasticity_rules(register):
     register(
         "softhebb",
-        rules.softhebb,
-        params=rules.SoftHebbParams,
+        lazy_factory(f"{__name__}.rules:softhebb"),
+        params=SoftHebbParams,
         description="SoftHebb: Δw = Σ y·x − (Σ y·u)·w",
     )
-    register("oja", rules.oja, params=rules.OjaParams, description="Oja: Δw = Σ y·(x − y·w)")
+    register(
+        "oja",
+        lazy_factory(f"{__name__}.rules:oja"),
+        params=OjaParams,
+        description="Oja: Δw = Σ y·(x − y·w)",
+    )
     register(
         "hebb",
-        rules.hebb,
-        params=rules.HebbParams,
+        lazy_factory(f"{__name__}.rules:hebb"),
+        params=HebbParams,
         description="plain Hebb Σ y·x, norm-preserving (radial part removed)",
     )
 
@@ -41,26 +63,26 @@ def register_plasticity_rules(register):
 def register_competitions(register):
     register(
         "soft",
-        competition.soft,
-        params=competition.SoftParams,
+        lazy_factory(f"{__name__}.competition:soft"),
+        params=SoftParams,
         description="y = softmax(β·u) over neurons",
     )
     register(
         "softkrotov",
-        competition.softkrotov,
-        params=competition.WinnerParams,
+        lazy_factory(f"{__name__}.competition:softkrotov"),
+        params=WinnerParams,
         description="soft WTA; all but the winner anti-Hebbian (every SoftHebb CNN preset)",
     )
     register(
         "hard",
-        competition.hard,
-        params=competition.WinnerParams,
+        lazy_factory(f"{__name__}.competition:hard"),
+        params=WinnerParams,
         description="y = one-hot(argmax u)",
     )
     register(
         "hardkrotov",
-        competition.hardkrotov,
-        params=competition.HardKrotovParams,
+        lazy_factory(f"{__name__}.competition:hardkrotov"),
+        params=HardKrotovParams,
         description="one-hot(argmax) − δ·one-hot(rank-r neuron)",
     )
 
@@ -69,21 +91,41 @@ def register_competitions(register):
 def register_activations(register):
     register(
         "triangle",
-        activations.triangle,
-        params=activations.PowerParams,
+        lazy_factory(f"{__name__}.activations:triangle"),
+        params=PowerParams,
         description="ReLU(u − mean_c u)^power",
     )
-    register("repu", activations.repu, params=activations.PowerParams, description="ReLU(u)^power")
+    register(
+        "repu",
+        lazy_factory(f"{__name__}.activations:repu"),
+        params=PowerParams,
+        description="ReLU(u)^power",
+    )
     register(
         "softmax",
-        activations.softmax,
-        params=activations.SoftmaxParams,
+        lazy_factory(f"{__name__}.activations:softmax"),
+        params=SoftmaxParams,
         description="softmax(t·u) over channels",
     )
 
 
 @hookimpl
 def register_poolings(register):
-    register("max", pooling.max_pool, params=pooling.WindowParams, description="max pooling")
-    register("avg", pooling.avg_pool, params=pooling.AvgParams, description="average pooling")
-    register("identity", pooling.identity, params=pooling.IdentityParams, description="no pooling")
+    register(
+        "max",
+        lazy_factory(f"{__name__}.pooling:max_pool"),
+        params=WindowParams,
+        description="max pooling",
+    )
+    register(
+        "avg",
+        lazy_factory(f"{__name__}.pooling:avg_pool"),
+        params=AvgParams,
+        description="average pooling",
+    )
+    register(
+        "identity",
+        lazy_factory(f"{__name__}.pooling:identity"),
+        params=IdentityParams,
+        description="no pooling",
+    )

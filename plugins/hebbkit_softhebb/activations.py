@@ -3,17 +3,8 @@
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 
-from hebbkit.registry import Params
-
-
-class PowerParams(Params):
-    power: float = Field(1.0, gt=0, description="exponent applied after the rectification")
-
-
-class SoftmaxParams(Params):
-    t_invert: float = Field(1.0, gt=0, description="t, inverse temperature")
+from .params import PowerParams, SoftmaxParams
 
 
 def triangle(params: PowerParams):

@@ -2,43 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import Field
 
-from hebbkit.registry import Params
-
-
-class SoftParams(Params):
-    t_invert: float = Field(1.0, gt=0, description="β, inverse temperature of the softmax")
-
-
-class TieBreakParams(Params):
-    tie_break: Literal["lowest", "position"] = Field(
-        "lowest",
-        description=(
-            "winner among tied maxima: lowest = the lowest index (torch.argmax); position = "
-            "the (p mod #tied)-th tied neuron in row p of u, so identical filters (ZerO) win "
-            "at different positions and learn apart"
-        ),
-    )
-    tie_tolerance: float = Field(
-        0.0,
-        ge=0,
-        description="neurons with u ≥ max − tol·|max| count as tied (0: exact ties only)",
-    )
-
-
-class WinnerParams(TieBreakParams, SoftParams):
-    """Soft or hard winner-take-all with a tie-break rule for its winner."""
-
-
-class HardKrotovParams(TieBreakParams):
-    delta: float = Field(
-        0.4, ge=0, description="strength of the anti-Hebbian push on the rank-r neuron"
-    )
-    rank: int = Field(2, ge=2, description="which runner-up is pushed away (2 = second best)")
+from .params import HardKrotovParams, SoftParams, TieBreakParams, WinnerParams
 
 
 def winners(u: torch.Tensor, params: TieBreakParams | None = None) -> torch.Tensor:

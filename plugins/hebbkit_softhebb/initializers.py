@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
-from pydantic import Field
 
-from hebbkit.registry import Params
-
-
-class RandomParams(Params):
-    distribution: Literal["normal", "uniform"] = Field(
-        "normal",
-        description="normal: N(0, (R/√n)²), for layers with input BN; uniform: U[0, √(3R²/n))",
-    )
-    radius: float = Field(25.0, gt=0, description="R, the expected neuron norm")
+from .params import RandomParams
 
 
 def random_init(params: RandomParams):

@@ -4,19 +4,9 @@
 
 from __future__ import annotations
 
-from hebbkit.plasticity import HebbianBatch, PlasticityParams
+from hebbkit.plasticity import HebbianBatch
 
-
-class SoftHebbParams(PlasticityParams):
-    pass
-
-
-class OjaParams(PlasticityParams):
-    pass
-
-
-class HebbParams(PlasticityParams):
-    pass
+from .params import HebbParams, OjaParams, SoftHebbParams
 
 
 class SoftHebbRule:

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
-from pydantic import Field
 
 from hebbkit.hadamard import SCALES, sylvester_hadamard
-from hebbkit.registry import Params
 
-
-class ZerOParams(Params):
-    scale: Literal["paper", "orthonormal", "study"] = Field(
-        "paper", description="scale of the Hadamard block when c_out > c_in"
-    )
-
-
-class RandomBinaryParams(Params):
-    p: float = Field(0.5, gt=0, le=1, description="probability of a 1")
+from .params import RandomBinaryParams, ZerOParams
 
 
 def zero_matrix(c_out: int, c_in: int, scale: str) -> torch.Tensor:
