@@ -13,7 +13,9 @@ wrong. What the checks demand is written down in CONTRIBUTING.md ("Family interf
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import tomli_w
@@ -22,6 +24,8 @@ from torch import nn
 
 from hebbkit.config.recipe import COMPONENT_FIELDS, LayerConfig, recipe_toml, validate_recipe
 from hebbkit.config.toml import loads
+from hebbkit.data import ImageSet
+from hebbkit.errors import DataError
 from hebbkit.plasticity import HebbianBatch, PlasticityParams
 from hebbkit.registry import Component, Params, Registry
 
@@ -221,12 +225,99 @@ def check_pooling(component: Component, device: str = "cpu") -> None:
         _check_same(component, what, first, second)
 
 
-def check_dataset(component: Component, device: str = "cpu") -> None:
-    """The factory builds an object with a callable ``load(root, train=..., download=...)``."""
+def check_dataset(
+    component: Component,
+    device: str = "cpu",
+    root: Path | None = None,
+    sizes: tuple[int, int] | None = None,
+) -> None:
+    """The dataset contract.
+
+    - The factory builds a source with ``load(root, *, train, download)``.
+    - Without its files (an empty folder, ``download=False``) ``load`` raises
+      :class:`~hebbkit.errors.DataError` naming that folder, or returns the data (a dataset
+      that ships inside its package ignores ``root`` and ``download``).
+    - With its data (files under ``root``, or a packaged dataset): both splits are
+      :class:`~hebbkit.data.ImageSet` (uint8 ``(N, C, H, W)``, labels ``0 .. len(classes)-1``),
+      neither is empty, they share ``(C, H, W)`` and ``classes`` (at least two), they are not
+      the same images, loading twice gives the same tensors, a declared ``channels`` matches,
+      an ``unlabeled(root, download=...)`` method returns None or uint8 images of the same
+      ``(C, H, W)``, and ``sizes`` (train, test), when given, are the splits' sizes.
+
+    ``device`` is unused (images stay on the CPU; the engine moves them).
+    """
+    who = _who(component)
     source = component.build()
-    assert callable(getattr(source, "load", None)), (
-        f"{_who(component)}: built {source!r}, no load()"
+    assert callable(getattr(source, "load", None)), f"{who}: built {source!r}, no load()"
+    with tempfile.TemporaryDirectory() as empty:
+        try:
+            source.load(Path(empty), train=False, download=False)
+            packaged = True
+        except DataError as error:
+            assert empty in str(error), (
+                f"{who}: without its files, load() raised DataError({error}), which does not "
+                f"name the folder searched ({empty})"
+            )
+            packaged = False
+        except Exception as error:
+            raise AssertionError(
+                f"{who}: without its files and download=False, load() raised "
+                f"{type(error).__name__}: {error}; raise hebbkit.errors.DataError naming the "
+                "missing files and where they were expected"
+            ) from error
+        if root is None and not packaged:
+            return  # a file-based dataset: pass root= a folder holding its files to check the rest
+        _check_splits(component, source, Path(root) if root is not None else Path(empty), sizes)
+
+
+def _check_splits(
+    component: Component, source: Any, where: Path, sizes: tuple[int, int] | None
+) -> None:
+    """The data half of :func:`check_dataset`: both splits loaded from ``where``."""
+    who = _who(component)
+    splits = {}
+    for train in (True, False):
+        name = "train" if train else "test"
+        first = source.load(where, train=train, download=False)
+        second = source.load(where, train=train, download=False)
+        assert isinstance(first, ImageSet), (
+            f"{who}: load(train={train}) returned {type(first).__name__}, not hebbkit.data.ImageSet"
+        )
+        assert len(first) > 0, f"{who}: the {name} split is empty"
+        assert torch.equal(first.images, second.images) and torch.equal(
+            first.labels, second.labels
+        ), f"{who}: two loads of the {name} split differ; a dataset must be deterministic"
+        splits[name] = first
+    train, test = splits["train"], splits["test"]
+    shape = tuple(train.images.shape[1:])
+    assert tuple(test.images.shape[1:]) == shape, (
+        f"{who}: train images are {shape} but test images {tuple(test.images.shape[1:])}"
     )
+    assert train.classes == test.classes, f"{who}: train and test name different classes"
+    assert len(train.classes) >= 2, f"{who}: {len(train.classes)} class; a classifier needs 2+"
+    assert not (
+        train.images.shape == test.images.shape and torch.equal(train.images, test.images)
+    ), f"{who}: load(train=True) and load(train=False) return the same images"
+    channels = getattr(source, "channels", None)
+    if channels is not None:
+        assert channels == shape[0], (
+            f"{who}: declares channels = {channels}, images have {shape[0]}"
+        )
+    unlabeled = getattr(source, "unlabeled", None)
+    if callable(unlabeled):
+        extra = unlabeled(where, download=False)
+        if extra is not None:
+            assert isinstance(extra, torch.Tensor) and extra.dtype == torch.uint8, (
+                f"{who}: unlabeled() must return None or a uint8 tensor"
+            )
+            assert extra.dim() == 4 and tuple(extra.shape[1:]) == shape, (
+                f"{who}: unlabeled() images are {tuple(extra.shape)}, not (M, *{shape})"
+            )
+    if sizes is not None:
+        assert (len(train), len(test)) == tuple(sizes), (
+            f"{who}: splits of {len(train)} and {len(test)} images, expected {sizes[0]} and "
+            f"{sizes[1]}"
+        )
 
 
 CHECKS: dict[str, Callable[[Component, str], None]] = {

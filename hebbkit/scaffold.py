@@ -18,7 +18,7 @@ from hebbkit.errors import HebbkitError
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 _PARAMS = "from hebbkit.registry import Params"
-_STDLIB = {"math", "importlib.metadata"}
+_STDLIB = {"math", "importlib.metadata", "pathlib"}
 
 
 def _import_block(lines: list[str]) -> str:
@@ -65,6 +65,7 @@ class FamilyTemplate:
     imports: tuple[str, ...]  # import lines the module needs (sorted when written)
     test: str  # a family-specific behaviour test
     recipe_value: str
+    recipe_table: str = "[[layers]]"  # where the component goes in a recipe
 
 
 _INITIALIZER = FamilyTemplate(
@@ -236,6 +237,91 @@ def test_halves_the_spatial_size():
     recipe_value='{ name = "${component}", kernel = 2 }',
 )
 
+_DATASET = FamilyTemplate(
+    hook="register_datasets",
+    recipe_key="dataset",
+    summary="a dataset",
+    imports=(
+        "from pathlib import Path",
+        "import torch",
+        "from pydantic import Field",
+        "from hebbkit.data import ImageSet",
+        _PARAMS,
+    ),
+    module='''
+CLASSES = ["horizontal", "vertical", "diagonal", "anti-diagonal"]
+
+
+class ${Class}Params(Params):
+    """Parameters of ``${component}``; every one needs a default. A recipe sets them as
+    dataset = { name = "${component}", train_size = 2000 }, or -s data.dataset.train_size=2000."""
+
+    train_size: int = Field(2000, gt=0, description="images in the training split")
+    test_size: int = Field(500, gt=0, description="images in the test split")
+    size: int = Field(16, ge=4, description="image height and width in pixels")
+    noise: float = Field(0.05, ge=0, le=1, description="share of pixels flipped at random")
+    seed: int = Field(0, ge=0, description="seed of the data (not of the run)")
+
+
+class ${Class}Source:
+    """One-pixel bars in four orientations at random offsets, made in memory.
+
+    The data ships inside the package (here: it is generated), so ``root`` and ``download``
+    are ignored. A dataset read from files looks under ``root`` instead, downloads only when
+    ``download`` is true and otherwise raises hebbkit.errors.DataError naming the missing
+    files (hebbkit.data.missing_data_message writes that message).
+    """
+
+    channels = 1  # lets hebbkit build the network without loading the data
+
+    def __init__(self, params: ${Class}Params) -> None:
+        self.params = params
+
+    def load(self, root: Path, *, train: bool, download: bool) -> ImageSet:
+        p = self.params
+        count = p.train_size if train else p.test_size
+        # its own generator per split: the same images every time, different for train/test
+        generator = torch.Generator().manual_seed(2 * p.seed + (0 if train else 1))
+        labels = torch.randint(len(CLASSES), (count,), generator=generator)
+        offsets = torch.randint(p.size, (count, 1, 1), generator=generator)
+        rows = torch.arange(p.size).view(1, -1, 1)
+        columns = torch.arange(p.size).view(1, 1, -1)
+        bars = torch.stack(
+            [
+                (rows == offsets).expand(count, p.size, p.size),
+                (columns == offsets).expand(count, p.size, p.size),
+                (rows - columns) % p.size == offsets,
+                (rows + columns) % p.size == offsets,
+            ],
+            dim=1,
+        )[torch.arange(count), labels]
+        flipped = torch.rand(count, p.size, p.size, generator=generator) < p.noise
+        images = (bars ^ flipped).to(torch.uint8) * 255
+        # uint8 (N, C, H, W), integer labels 0 .. len(classes) - 1, one name per class
+        return ImageSet(images.unsqueeze(1), labels, CLASSES)
+
+
+def ${function}(params: ${Class}Params) -> ${Class}Source:
+    return ${Class}Source(params)
+''',
+    test="""
+def test_splits_have_the_requested_sizes_and_one_bar_per_image():
+    from pathlib import Path
+
+    from ${package} import CLASSES
+
+    source = ${function}(${Class}Params(train_size=40, test_size=10, size=8, noise=0.0))
+    train = source.load(Path("unused"), train=True, download=False)
+    test = source.load(Path("unused"), train=False, download=False)
+    assert train.images.shape == (40, 1, 8, 8) and len(test) == 10
+    assert train.images.dtype == torch.uint8 and train.classes == CLASSES
+    # without noise every image is one bar of `size` lit pixels
+    assert ((train.images > 0).sum(dim=(1, 2, 3)) == 8).all()
+""",
+    recipe_value='{ name = "${component}", train_size = 2000, size = 16 }',
+    recipe_table="[data]",
+)
+
 #: Family -> its template; ``hebbkit plugin new --family`` offers these.
 TEMPLATES: dict[str, FamilyTemplate] = {
     "initializer": _INITIALIZER,
@@ -243,6 +329,7 @@ TEMPLATES: dict[str, FamilyTemplate] = {
     "competition": _COMPETITION,
     "activation": _ACTIVATION,
     "pooling": _POOLING,
+    "dataset": _DATASET,
 }
 
 _PYPROJECT = """\
@@ -344,7 +431,7 @@ pytest                         # the contract test and the family test in tests/
 Use it in a recipe:
 
 ```toml
-[[layers]]
+${recipe_table}
 ${recipe_key} = ${recipe_value}
 ```
 """
@@ -367,6 +454,7 @@ def render(names: PluginNames, family: str) -> dict[str, str]:
         "hook": template.hook,
         "summary": template.summary,
         "recipe_key": template.recipe_key,
+        "recipe_table": template.recipe_table,
         "Class": "".join(word.capitalize() for word in words),
         "function": "_".join(words),
         "hebbkit_version": ".".join(version[:2]),

@@ -5,12 +5,17 @@ on the CPU and, where available, on CUDA. A new component is tested for free."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from hebbkit import contract
+from hebbkit.data import ImageSet
+from hebbkit.errors import DataError
 from hebbkit.plugins import get_registry
-from hebbkit.registry import Component
+from hebbkit.registry import Component, describe_params
+from tests.data_files import SIZES, write_all
 
 REGISTRY = get_registry()
 COMPONENTS = list(REGISTRY)
@@ -52,6 +57,88 @@ def test_recipe_round_trip(component: Component) -> None:
 def test_described(component: Component) -> None:
     assert component.description, f"{component.family} {component.name!r} has no description"
     assert "\n" not in component.description
+    for parameter in describe_params(component.params):  # `hebbkit plugins show` lists them
+        assert parameter.description, f"{component.name}: {parameter.name} has no description"
+
+
+# --- datasets: the contract on files in each built-in's real on-disk format ---------------
+
+DATASETS = [c for c in COMPONENTS if c.family == "dataset"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_all(tmp_path_factory.mktemp("data"))
+
+
+@pytest.mark.parametrize("component", DATASETS, ids=[c.name for c in DATASETS])
+def test_dataset_contract(component: Component, data_root: Path) -> None:
+    ours = component.origin.distribution == "hebbkit"
+    try:
+        contract.check_dataset(component, root=data_root, sizes=SIZES.get(component.name))
+    except DataError as error:
+        if ours:
+            raise
+        pytest.skip(f"{component.name} needs its own files: {error}")
+    if ours:
+        assert component.name in SIZES, "a built-in dataset without test files in data_files.py"
+
+
+def _dataset(load) -> Component:
+    mnist = REGISTRY.get("dataset", "mnist")
+
+    class Source:
+        def load(self, root, *, train, download):
+            return load(root, train)
+
+    return Component("dataset", "probe", lambda p: Source(), mnist.params, mnist.origin)
+
+
+def _images(n: int, value: int = 0) -> torch.Tensor:
+    images = torch.zeros(n, 1, 4, 4, dtype=torch.uint8)
+    images[:, 0, 0, 0] = torch.arange(n, dtype=torch.uint8) + value
+    return images
+
+
+def _labelled(n: int, value: int = 0) -> ImageSet:
+    return ImageSet(_images(n, value), torch.arange(n) % 2, ["even", "odd"])
+
+
+@pytest.mark.parametrize(
+    ("load", "message"),
+    [
+        (lambda root, train: _labelled(4), "return the same images"),
+        (lambda root, train: _labelled(4, int(torch.randint(9, ()))), "two loads"),
+        (lambda root, train: _labelled(4 if train else 0), "split is empty"),
+        (lambda root, train: (_images(4), torch.zeros(4)), "not hebbkit.data.ImageSet"),
+        (lambda root, train: (Path(root) / "x.bin").read_bytes(), "FileNotFoundError"),
+        (lambda root, train: _labelled(6 if train else 3, 9 * train), "expected 5 and 3"),
+        (
+            lambda root, train: ImageSet(
+                _images(2, 9 * train), torch.zeros(2, dtype=torch.long), ["only"]
+            ),
+            "a classifier needs 2",
+        ),
+    ],
+)
+def test_dataset_check_catches(load, message: str) -> None:
+    with pytest.raises(AssertionError, match=message):
+        contract.check_dataset(_dataset(load), sizes=(5, 3))
+
+
+def test_dataset_check_wants_the_folder_named_when_files_are_missing(tmp_path: Path) -> None:
+    def vague(root, train):
+        raise DataError("no data")
+
+    with pytest.raises(AssertionError, match="does not name the folder"):
+        contract.check_dataset(_dataset(vague))
+
+    def honest(root, train):
+        raise DataError(f"nothing in {root}")
+
+    contract.check_dataset(_dataset(honest))  # a file-based dataset without root: passes
+    with pytest.raises(DataError):
+        contract.check_dataset(_dataset(honest), root=tmp_path)
 
 
 # --- the checks catch what they claim to catch ---------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import gzip
 import pickle
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from hebbkit.errors import DataError
 from hebbkit.registry import Registry
 from hebbkit.runs.run import data_root, offline
 from tests.conftest import TINY_RECIPE
+from tests.data_files import cifar_image, stl_image, write_cifar, write_mnist, write_stl
 
 
 def data_config(registry: Registry, **data: Any) -> Any:
@@ -82,29 +82,6 @@ def test_missing_root_offline(registry: Registry, tmp_path: Path) -> None:
 # --- IDX in general ------------------------------------------------------------------------
 
 
-def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> None:
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
-        f">{array.ndim}i", *array.shape
-    )
-    raw = header + array.astype(np.uint8).tobytes()
-    if compress:
-        with gzip.open(f"{path}.gz", "wb") as stream:
-            stream.write(raw)
-    else:
-        path.write_bytes(raw)
-
-
-def write_mnist(root: Path, folder: str = "MNIST", compress: bool = True, n: int = 6) -> None:
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True)
-    for prefix, count in (("train", n), ("t10k", n // 2)):
-        images = np.zeros((count, 28, 28), dtype=np.uint8)
-        for i in range(count):
-            images[i, i, 27 - i] = 200 + i  # a known pixel per image
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", images, compress)
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(count) % 10, compress)
-
-
 @pytest.mark.parametrize("compress", [True, False])
 @pytest.mark.parametrize(
     ("name", "folder"), [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")]
@@ -141,35 +118,6 @@ def test_corrupt_idx_files(registry: Registry, tmp_path: Path) -> None:
 
 
 # --- CIFAR-10 ------------------------------------------------------------------------------
-
-
-def cifar_image(index: int) -> np.ndarray:
-    """A (3, 32, 32) image whose pixels encode (index, channel, row, col)."""
-    c, r, col = np.meshgrid(np.arange(3), np.arange(32), np.arange(32), indexing="ij")
-    return ((index * 37 + c * 80 + r * 3 + col) % 256).astype(np.uint8)
-
-
-def write_cifar(root: Path, per_batch: int = 2) -> dict[str, np.ndarray]:
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    written = {}
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    index = 0
-    for name in names:
-        images = np.stack([cifar_image(index + i) for i in range(per_batch)])
-        labels = [(index + i) % 10 for i in range(per_batch)]
-        index += per_batch
-        # the real format: row = 1024 red, 1024 green, 1024 blue, each row-major 32×32
-        batch = {
-            b"batch_label": name.encode(),
-            b"labels": labels,
-            b"data": images.reshape(per_batch, 3072),
-            b"filenames": [f"img{i}.png".encode() for i in range(per_batch)],
-        }
-        with (folder / name).open("wb") as stream:
-            pickle.dump(batch, stream, protocol=2)
-        written[name] = images
-    return written
 
 
 def test_cifar10_real_format(registry: Registry, tmp_path: Path) -> None:
@@ -217,29 +165,6 @@ def test_cifar10_corrupt_batch(registry: Registry, tmp_path: Path) -> None:
 
 
 # --- STL-10 --------------------------------------------------------------------------------
-
-
-def stl_image(index: int) -> np.ndarray:
-    c, r, col = np.meshgrid(np.arange(3), np.arange(96), np.arange(96), indexing="ij")
-    return ((index * 11 + c * 50 + r * 7 + col) % 256).astype(np.uint8)
-
-
-def write_stl_images(path: Path, indices: range) -> None:
-    # the real format: each channel stored column-major (Fortran order)
-    with path.open("wb") as stream:
-        for i in indices:
-            stream.write(np.ascontiguousarray(stl_image(i).transpose(0, 2, 1)).tobytes())
-
-
-def write_stl(root: Path) -> Path:
-    folder = root / "stl10_binary"
-    folder.mkdir(parents=True)
-    write_stl_images(folder / "train_X.bin", range(3))
-    (folder / "train_y.bin").write_bytes(bytes([1, 10, 4]))  # labels 1..10 on disk
-    write_stl_images(folder / "test_X.bin", range(10, 12))
-    (folder / "test_y.bin").write_bytes(bytes([2, 3]))
-    write_stl_images(folder / "unlabeled_X.bin", range(20, 24))
-    return folder
 
 
 def test_stl10_real_format(registry: Registry, tmp_path: Path) -> None:
@@ -327,10 +252,26 @@ def test_split_validation_count_and_errors(registry: Registry) -> None:
 
 
 def test_image_set_checks() -> None:
+    images = torch.zeros(2, 1, 3, 3, dtype=torch.uint8)
     with pytest.raises(DataError, match="uint8"):
-        ImageSet(torch.zeros(2, 1, 3, 3), torch.zeros(2), [])
+        ImageSet(torch.zeros(2, 1, 3, 3), torch.zeros(2, dtype=torch.long), ["a", "b"])
+    with pytest.raises(DataError, match=r"uint8 tensor \(N, C, H, W\)"):
+        ImageSet(torch.zeros(2, 3, 3, dtype=torch.uint8), torch.zeros(2), ["a", "b"])
     with pytest.raises(DataError, match="3 labels for 2 images"):
-        ImageSet(torch.zeros(2, 1, 3, 3, dtype=torch.uint8), torch.zeros(3), [])
+        ImageSet(images, torch.zeros(3), [])
+    with pytest.raises(DataError, match=r"labels of dtype torch\.float32"):
+        ImageSet(images, torch.zeros(2), ["a", "b"])
+    with pytest.raises(DataError, match="labels from 0 to 2 but 2 class names"):
+        ImageSet(images, torch.tensor([0, 2]), ["a", "b"])
+    with pytest.raises(DataError, match="labels from -1"):
+        ImageSet(images, torch.tensor([-1, 0]), ["a", "b"])
+    with pytest.raises(DataError, match="expected a list of class names"):
+        ImageSet(images, torch.tensor([0, 1]), "ab")
+    with pytest.raises(DataError, match="no class names"):
+        ImageSet(images, torch.tensor([0, 0]), [])
+    # any integer dtype and a tuple of names are fine; stored as int64 and a list of str
+    ok = ImageSet(images, torch.tensor([1, 0], dtype=torch.uint8), ("a", "b"))
+    assert ok.labels.dtype == torch.int64 and ok.classes == ["a", "b"]
 
 
 def test_data_root_and_offline_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

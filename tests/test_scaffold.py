@@ -68,7 +68,7 @@ def test_cli_plugin_new(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["plugin", "new", "Two Words"], "is not usable"),
-        (["plugin", "new", "x", "--family", "dataset"], "'dataset' is not one of"),
+        (["plugin", "new", "x", "--family", "banana"], "'banana' is not one of"),
     ],
 )
 def test_cli_plugin_new_user_errors(args: list[str], message: str, tmp_path: Path) -> None:
@@ -85,3 +85,11 @@ def test_cli_plugin_new_never_overwrites(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "already exists" in result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_dataset_template_shows_the_recipe_form_and_ships_its_data(tmp_path: Path) -> None:
+    folder = write_plugin("bars", "dataset", tmp_path / "bars")
+    readme = (folder / "README.md").read_text()
+    assert '[data]\ndataset = { name = "bars", train_size = 2000, size = 16 }' in readme
+    source = (folder / "src" / "hebbkit_bars" / "__init__.py").read_text()
+    assert "root`` and ``download``\n    are ignored" in source and "register_datasets" in source
