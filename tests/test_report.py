@@ -6,7 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from hebbkit.reports import plots
 from hebbkit.reports.collect import (
@@ -15,11 +17,12 @@ from hebbkit.reports.collect import (
     RunRecord,
     collect,
     initial_first_layer,
+    learned_first_layer,
 )
-from hebbkit.reports.report import results_frame
-from tests.grid_helpers import invoke, shared_tiny_grid, user_error
-
-PNG = b"\x89PNG\r\n\x1a\n"
+from hebbkit.reports.report import results_frame, results_markdown
+from hebbkit.runs import pictures
+from tests.grid_helpers import invoke, mnist_data, shared_tiny_grid, user_error, write_grid
+from tests.picture_helpers import PNG, assert_tight
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +227,146 @@ def test_every_command_that_made_runs_is_listed(
     made_by = (tmp_path / "report" / "report.md").read_text().split("The runs were made by:")[1]
     block = made_by.split("```")[1].strip().splitlines()
     assert block == ["hebbkit grid g.toml --only random", "hebbkit grid g.toml --only zero"]
+
+
+# --- pictures: tight, one filter convention, bars from 0, protocol marks ------------------
+
+
+def captured(monkeypatch: pytest.MonkeyPatch, module: object) -> list:
+    """Figures ``module`` saves through ``save_figure``, kept open for inspection."""
+    figures: list = []
+
+    def keep(figure, path, dpi=120):
+        figures.append(figure)
+        figure.savefig(path, dpi=dpi, bbox_inches="tight")
+        return path
+
+    monkeypatch.setattr(module, "save_figure", keep)
+    return figures
+
+
+def test_report_pictures_have_a_tight_bounding_box(report: Path) -> None:
+    pictures = sorted(report.glob("*.png"))
+    assert len(pictures) >= 4
+    for path in pictures:
+        assert_tight(path)
+
+
+def test_run_folder_filters_show_initial_and_learned_side_by_side(
+    tiny_grid: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _, out = tiny_grid
+    assert_tight(out / "zero" / "seed0" / "filters.png")
+    initial = torch.zeros(8, 1, 5, 5)
+    initial[:, 0, 2, 2] = 1.0  # ZerO's centre tap
+    learned = torch.randn(8, 1, 5, 5, generator=torch.Generator().manual_seed(0))
+    figures = captured(monkeypatch, pictures)
+    pictures.save_filter_pictures(initial, learned, tmp_path / "filters.png")
+    (figure,) = figures
+    left, right = figure.axes
+    assert (left.get_title(), right.get_title()) == ("initial", "learned")
+    assert left.get_position().x1 <= right.get_position().x0  # side by side
+    assert np.array_equal(left.images[0].get_array(), pictures.filter_image(initial))
+    assert np.array_equal(right.images[0].get_array(), pictures.filter_image(learned))
+    assert left.get_xlabel() == "1/8 distinct" and right.get_xlabel() == "8/8 distinct"
+    assert pictures.FILTER_CONVENTION in figure._suptitle.get_text()
+
+
+def test_filter_convention_grey_zero_white_max_black_min() -> None:
+    weight = torch.zeros(3, 1, 3, 3)
+    weight[1, 0, 1, 1] = 2.0  # one positive tap
+    weight[2, 0, 0, 0], weight[2, 0, 2, 2] = -4.0, 1.0
+    image = pictures.filter_image(weight, columns=3)
+    assert image.shape == (1 + 3 + 1, 1 + 3 * 4, 3)  # make_grid: one pixel between filters
+    tiles = [image[1:4, 1 + 4 * i : 4 + 4 * i, 0] for i in range(3)]
+    assert np.allclose(tiles[0], 0.5)  # all zero: grey
+    assert tiles[1][1, 1] == 1.0 and np.allclose(np.delete(tiles[1].ravel(), 4), 0.5)
+    assert tiles[2][0, 0] == 0.0 and tiles[2][2, 2] == pytest.approx(0.625)  # 0.5 + 0.5·1/4
+    assert np.allclose(image[0], 1.0)  # the white gap
+    colour = pictures.filter_image(torch.randn(2, 3, 5, 5), columns=2)
+    assert colour.shape[2] == 3 and not np.allclose(colour[..., 0], colour[..., 1])
+
+
+def test_report_filters_are_drawn_by_the_run_folders_function(
+    tiny_grid: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _, out = tiny_grid
+    collection = collect([out])
+    figures = captured(monkeypatch, plots)
+    assert plots.filters_plot(collection, "tiny", tmp_path / "filters.png") is not None
+    (figure,) = figures
+    labels = [a.get_title() for a in figure.axes[:2]]
+    assert labels == ["random", "zero"]
+    for column, label in enumerate(labels):
+        (run,) = [r for r in collection.runs if r.label == label]
+        initial, learned = figure.axes[column], figure.axes[2 + column]
+        assert (initial.get_ylabel() if column == 0 else "initial") == "initial"
+        for axis, weight in (
+            (initial, initial_first_layer(run)),
+            (learned, learned_first_layer(run)),
+        ):
+            expected = pictures.filter_image(weight, plots.MAX_FILTERS, columns=6)
+            assert np.array_equal(axis.images[0].get_array(), expected), (label, axis)
+    assert pictures.FILTER_CONVENTION in figure._suptitle.get_text()
+
+
+def test_accuracy_bars_start_at_zero_without_not_run_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = [fake_run(tmp_path, "random", 0, 0.98), fake_run(tmp_path, "zero", 0, 0.71)]
+    labels = ["random", "zero", "cifar10"]
+    info = GridInfo("fake", None, {"labels": labels, "study": {"figures": {"zero": 71.4}}})
+    collection = Collection(runs, {"fake": info})
+    figures = captured(monkeypatch, plots)
+    results = results_frame(collection, "fake")
+    caption, _ = plots.accuracy_plot(collection, "fake", results, tmp_path / "accuracy.png")
+    (figure,) = figures
+    axis = figure.axes[0]
+    assert axis.get_ylim() == (0.0, 100.0)
+    assert [t.get_text() for t in axis.get_xticklabels()] == ["random", "zero"]
+    texts = [t.get_text() for t in axis.texts]
+    assert "not run" not in " ".join(texts) and {"98.0", "71.0"} <= set(texts)
+    assert "1 planned run not run yet left out" in caption
+
+
+def test_rows_off_the_studys_protocol_are_marked_without_a_difference(tmp_path: Path) -> None:
+    study = {"readout.epochs": 50, "data.train_subset": None}
+    runs = [fake_run(tmp_path, "full", 0, 0.96), fake_run(tmp_path, "quick", 0, 0.86)]
+    runs[0].recipe["readout"] = {"epochs": 50}
+    runs[1].recipe["readout"] = {"epochs": 3}
+    runs[1].recipe["data"]["train_subset"] = 1000
+    manifest = {
+        "labels": ["full", "quick"],
+        "study": {"figures": {"full": 96.07, "quick": 96.07}},
+        "runs": [{"label": r.label, "seed": 0, "protocol": study} for r in runs],
+    }
+    collection = Collection(runs, {"fake": GridInfo("fake", None, manifest)})
+    frame = {r["label"]: r for r in results_frame(collection, "fake").iter_rows(named=True)}
+    assert frame["full"]["difference"] == pytest.approx(96.0 - 96.07)
+    assert frame["full"]["protocol"] == ""
+    assert frame["quick"]["difference"] is None
+    assert frame["quick"]["protocol"] == (
+        "data.train_subset = 1000 (study: all), readout.epochs = 3 (study: 50)"
+    )
+    text = results_markdown(collection, "fake")
+    assert table_row(text, "quick") == ["quick", "1", "86.00 ‡", "96.07", "–"]
+    assert "‡ Not the study's protocol, so no difference is shown: quick: data.train_subset" in text
+
+
+def test_a_grid_run_with_protocol_overrides_is_marked(tmp_path: Path) -> None:
+    """-s on the command line changes the protocol; the grid file's own is the study's."""
+    data = mnist_data()
+    grid = write_grid(tmp_path)
+    out = tmp_path / "out"
+    args = ["grid", grid, "--out", out, "--data-root", data, "--offline", "-q"]
+    result = invoke(*args, "-s", "readout.epochs=2", "--only", "zero")
+    assert result.exit_code == 0, result.output
+    assert "‡ Not the study's protocol" in " ".join(result.stdout.split())
+    planned = json.loads((out / "grid.json").read_text())["runs"][0]["protocol"]
+    assert planned["readout.epochs"] == 1 and planned["data.train_subset"] == 300
+    made = invoke("report", out, "--out", tmp_path / "report")
+    assert made.exit_code == 0, made.output
+    text = (tmp_path / "report" / "report.md").read_text()
+    row = table_row(text, "zero")
+    assert row[2].endswith("‡") and row[4] == "–"
+    assert "zero: readout.epochs = 2 (study: 1)" in text

@@ -506,3 +506,38 @@ def test_tune_report_rebuilds_tables_and_plot(tmp_path: Path, registry) -> None:
     missing = runner.invoke(app, ["tune-report", str(tmp_path / "empty")])
     assert missing.exit_code == 2
     assert "not the --out folder of a hebbkit tune search" in missing.output
+
+
+def test_search_plot_marks_the_best_trial_in_percent(
+    tmp_path: Path, registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hebbkit.reports import search_report
+    from tests.picture_helpers import assert_tight
+
+    space = {
+        "seed": {"grid": [0, 1, 2]},
+        "layers.0.pool": {"choice": [{"name": "avg", "kernel": 2}, {"name": "avg", "kernel": 4}]},
+    }
+    plan = plan_of(tmp_path, registry, space)
+    frame = results_frame(records_for(plan), plan)
+    figures = []
+    real = search_report.save_figure
+
+    def keep(figure, path, dpi=120):
+        figures.append(figure)
+        figure.savefig(tmp_path / "kept.png")
+        return real(figure, path, dpi)
+
+    monkeypatch.setattr(search_report, "save_figure", keep)
+    path = plot_report(tmp_path, frame, plan)
+    assert_tight(path)
+    (figure,) = figures
+    for axis in figure.axes[:2]:
+        assert axis.get_ylabel() == "validation accuracy (%)"
+        points = {
+            collection.get_label(): collection.get_offsets()[:, 1].tolist()
+            for collection in axis.collections
+        }
+        # t1 is best among finished trials (the stopped t2 scored higher but did not finish)
+        assert points["best: t1 (90.00%)"] == [90.0]
+        assert sorted(points["ok"]) == [70.0, 80.0, 90.0] and points["stopped"] == [95.0]

@@ -218,7 +218,7 @@ def _print_plan(plan: GridPlan, folder: Path, registry: Registry) -> None:
 def _print_results(plan: GridPlan, folder: Path) -> None:
     from hebbkit.errors import ReportError
     from hebbkit.reports.collect import collect
-    from hebbkit.reports.report import results_frame
+    from hebbkit.reports.report import PROTOCOL_MARK, results_frame
 
     try:
         collection = collect([folder])
@@ -230,10 +230,14 @@ def _print_results(plan: GridPlan, folder: Path) -> None:
     table = Table(title=f"{plan.name}: {metric} (%)")
     for column in ("run", "seeds", "ours (mean ± std)", "study", "ours − study"):
         table.add_column(column, justify="left" if column == "run" else "right")
+    marked = []
     for row in results_frame(collection, grid).iter_rows(named=True):
         mean = "–" if row["mean"] is None else f"{row['mean']:.2f}"
         if row["std"] is not None:
             mean += f" ± {row['std']:.2f}"
+        if row["protocol"]:
+            mean += f" {PROTOCOL_MARK}"
+            marked.append(f"{row['label']}: {row['protocol']}")
         table.add_row(
             row["label"],
             str(row["seeds"]) if row["seeds"] else "not run",
@@ -242,6 +246,13 @@ def _print_results(plan: GridPlan, folder: Path) -> None:
             "–" if row["difference"] is None else f"{row['difference']:+.2f}",
         )
     out.print(table)
+    if marked:
+        out.print(
+            f"{PROTOCOL_MARK} Not the study's protocol, so no difference is shown: "
+            + "; ".join(marked)
+            + ".",
+            highlight=False,
+        )
     out.print(f"Report: hebbkit report {folder} --out DIR", highlight=False)
 
 

@@ -23,13 +23,16 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+def apply_overrides(
+    data: dict[str, Any], overrides: list[str], *, notify: bool = True
+) -> dict[str, Any]:
     """Apply ``dotted.path=VALUE`` overrides to a raw recipe dict (returns a copy).
 
     List indices are numbers (``layers.0.init``); ``*`` sets every element. A key that holds
     dots is quoted as in TOML (``search.space."layers.0.kernel"``). Changing the ``name`` of a
     component drops its other keys, which belonged to the old component; a
-    :class:`~hebbkit.errors.HebbkitNotice` warning names the keys dropped.
+    :class:`~hebbkit.errors.HebbkitNotice` warning names the keys dropped (unless ``notify``
+    is false: a search's trials change names on purpose).
     """
     result = copy.deepcopy(data)
     for override in overrides:
@@ -40,7 +43,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                 f"Override {override!r} is not of the form dotted.path=VALUE "
                 "(for example layers.0.init.name=zero or readout.epochs=5)."
             )
-        _set_path(result, split_path(key), parse_value(text.strip()), key)
+        _set_path(result, split_path(key), parse_value(text.strip()), key, notify=notify)
     return result
 
 
@@ -68,7 +71,9 @@ def split_path(key: str) -> list[str]:
         rest = rest[1:]
 
 
-def _set_path(node: Any, parts: list[str], value: Any, key: str, depth: int = 0) -> None:
+def _set_path(
+    node: Any, parts: list[str], value: Any, key: str, depth: int = 0, *, notify: bool = True
+) -> None:
     part = parts[0]
     last = len(parts) == 1
     where = ".".join(split_path(key)[:depth]) or "the recipe"
@@ -87,13 +92,14 @@ def _set_path(node: Any, parts: list[str], value: Any, key: str, depth: int = 0)
                 node[index] = copy.deepcopy(value)
             else:
                 node[index] = component_table(node[index])
-                _set_path(node[index], parts[1:], value, key, depth + 1)
+                _set_path(node[index], parts[1:], value, key, depth + 1, notify=notify)
         return
     if not isinstance(node, dict):
         raise RecipeError(f"Override {key!r}: {where} is a value, not a table.")
     if last:
         if part == "name" and depth > 0 and node.get("name") not in (None, value):
-            _note_dropped(node, value, where, key)
+            if notify:
+                _note_dropped(node, value, where, key)
             node.clear()
         node[part] = copy.deepcopy(value)
         return
@@ -102,7 +108,7 @@ def _set_path(node: Any, parts: list[str], value: Any, key: str, depth: int = 0)
         child = node[part] = {}
     elif isinstance(child, str):
         child = node[part] = component_table(child)
-    _set_path(child, parts[1:], value, key, depth + 1)
+    _set_path(child, parts[1:], value, key, depth + 1, notify=notify)
 
 
 def _note_dropped(node: dict[str, Any], new: Any, where: str, key: str) -> None:

@@ -335,6 +335,26 @@ def flatten_recipe(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: node}
 
 
+#: The recipe paths that make a run's protocol (how much data and training it gets): runs that
+#: differ in them are not compared with each other's, or the study's, accuracy.
+PROTOCOL_PATHS = (
+    "data.train_subset",
+    "data.test_subset",
+    "data.validation",
+    "hebbian.epochs",
+    "hebbian.batch_size",
+    "readout.epochs",
+    "readout.batch_size",
+)
+
+
+def protocol_of(data: dict[str, Any]) -> dict[str, Any]:
+    """A resolved recipe's (:func:`recipe_dict`, or a run folder's ``recipe.toml``)
+    protocol: each of :data:`PROTOCOL_PATHS` and its value (None where unset: all data)."""
+    flat = flatten_recipe(data)
+    return {path: flat.get(path) for path in PROTOCOL_PATHS}
+
+
 def component_params(spec: Params) -> dict[str, Any]:
     """A component spec's parameters without its name."""
     return {k: v for k, v in spec.model_dump(mode="json").items() if k != "name"}
@@ -342,10 +362,12 @@ def component_params(spec: Params) -> dict[str, Any]:
 
 __all__ = [
     "COMPONENT_FIELDS",
+    "PROTOCOL_PATHS",
     "Recipe",
     "apply_overrides",
     "load_recipe",
     "note_overrides",
+    "protocol_of",
     "read_recipe_file",
     "recipe_model",
     "recipe_toml",

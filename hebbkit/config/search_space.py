@@ -366,4 +366,4 @@ def trial_data(
 ) -> dict[str, Any]:
     """The plain recipe data of one trial: the base, its overrides, no ``[search]``."""
     data = {k: v for k, v in base.items() if k != "search"}
-    return apply_overrides(data, overrides_for(search, values))
+    return apply_overrides(data, overrides_for(search, values), notify=False)

@@ -1,10 +1,12 @@
-"""The report's pictures (matplotlib, Agg): one set per grid.
+"""The report's pictures (matplotlib, Agg): one set per grid. Accuracies are in % everywhere;
+every picture is saved with a tight bounding box (:func:`hebbkit.runs.pictures.save_figure`).
 
-- accuracy per run (grouped by the grid's two axes when it has two, e.g. dataset × init), with
-  the seeds as dots and the study's figure as a black tick;
+- accuracy per run from 0 to 100 % (grouped by the grid's two axes when it has two, e.g.
+  dataset × init), with the seeds as dots and the study's figure as a black tick;
 - accuracy against the number of Hebbian neurons, when the runs differ only in width;
 - the read-out's learning curves (test accuracy per epoch, mean over seeds);
-- first-layer filters of each run side by side, before and after learning;
+- first-layer filters of each run, before and after learning, drawn as the run folder's
+  ``filters.png`` draws them (one function, one normalisation);
 - the Hebbian diagnostics per layer against images seen: distinct filters, mean norm, mean
   adaptive rate, effective number of winners and dead neurons — where ZerO's failure shows.
 """
@@ -13,17 +15,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
-from hebbkit.engine.diagnostics import distinct_rows
 from hebbkit.reports.collect import (
     Collection,
     RunRecord,
     initial_first_layer,
     learned_first_layer,
 )
+from hebbkit.runs.pictures import FILTER_CONVENTION, draw_filters, pyplot, save_figure
 
 STUDY_STYLE = {"color": "black", "marker": "_", "markersize": 22, "markeredgewidth": 2.5}
 DIAGNOSTICS = (
@@ -34,15 +35,6 @@ DIAGNOSTICS = (
     ("dead_neurons", "dead neurons", False),
 )
 MAX_FILTERS = 24
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def grid_plots(
@@ -74,13 +66,20 @@ def _metric(collection: Collection, grid: str) -> str:
 def accuracy_plot(
     collection: Collection, grid: str, results: pl.DataFrame, path: Path
 ) -> tuple[str, Path]:
-    """Bars of mean accuracy (± std), seeds as dots, the study's figure as a black tick."""
-    plt = _pyplot()
+    """Bars of mean accuracy (± std) from 0 to 100 %, each labelled with its value, seeds as
+    dots, the study's figure as a black tick where the protocol is the study's. Labels not
+    run yet are left out (the caption counts them)."""
+    plt = pyplot()
     metric = _metric(collection, grid)
-    rows = list(results.iter_rows(named=True))
+    every = list(results.iter_rows(named=True))
+    rows = [r for r in every if r["mean"] is not None]
     factor_sets = [r["factors"] for r in rows if r["factors"]]
     names = list(factor_sets[0]) if factor_sets else []
-    grouped = len(names) == 2 and all(list(f) == names for f in factor_sets)
+    grouped = (
+        len(names) == 2
+        and all(list(f) == names for f in factor_sets)
+        and len(factor_sets) == len(rows)
+    )
     if grouped:
         groups = list(dict.fromkeys(f[names[0]] for f in factor_sets))
         hues = list(dict.fromkeys(f[names[1]] for f in factor_sets))
@@ -89,44 +88,36 @@ def accuracy_plot(
             r["label"]: groups.index(r["factors"][names[0]])
             + (hues.index(r["factors"][names[1]]) - (len(hues) - 1) / 2) * width
             for r in rows
-            if r["factors"]
         }
         ticks, tick_labels = list(range(len(groups))), groups
         colours = {h: f"C{i}" for i, h in enumerate(hues)}
-        colour_of = {r["label"]: colours[r["factors"][names[1]]] for r in rows if r["factors"]}
+        colour_of = {r["label"]: colours[r["factors"][names[1]]] for r in rows}
     else:
         width = 0.7
         positions = {r["label"]: i for i, r in enumerate(rows)}
         ticks, tick_labels = list(range(len(rows))), [r["label"] for r in rows]
         colour_of = {r["label"]: "C0" for r in rows}
     figure, axis = plt.subplots(figsize=(max(4.5, 0.9 * len(rows) + 2), 3.8))
-    lowest = 100.0
     study_drawn = False
     for row in rows:
-        x = positions.get(row["label"])
-        if x is None:
-            continue
-        if row["mean"] is not None:
-            axis.bar(x, row["mean"], width * 0.9, color=colour_of[row["label"]], alpha=0.8)
-            if row["std"] is not None:
-                axis.errorbar(x, row["mean"], yerr=row["std"], color="0.2", capsize=3)
-            values = _seed_values(collection, grid, row["label"], metric)
-            axis.plot([x] * len(values), values, ".", color="0.15", markersize=4)
-            lowest = min(lowest, *values)
-        else:
-            # x in data, y in axes coordinates: sits on the bottom whatever the y range
-            axis.text(
-                x,
-                0.02,
-                "not run",
-                rotation=90,
-                ha="center",
-                va="bottom",
-                fontsize=8,
-                color="0.4",
-                transform=axis.get_xaxis_transform(),
-            )
-        if row["study"] is not None:
+        x = positions[row["label"]]
+        axis.bar(x, row["mean"], width * 0.9, color=colour_of[row["label"]], alpha=0.8)
+        if row["std"] is not None:
+            axis.errorbar(x, row["mean"], yerr=row["std"], color="0.2", capsize=3)
+        values = _seed_values(collection, grid, row["label"], metric)
+        axis.plot([x] * len(values), values, ".", color="0.15", markersize=4)
+        inside = row["mean"] > 20  # the value inside a tall bar, above a short one
+        axis.text(
+            x,
+            row["mean"] - 2 if inside else row["mean"] + 2,
+            f"{row['mean']:.1f}",
+            rotation=90,
+            ha="center",
+            va="top" if inside else "bottom",
+            fontsize=7,
+            color="white" if inside else "0.2",
+        )
+        if row["study"] is not None and not row["protocol"]:
             axis.plot(
                 x,
                 row["study"],
@@ -135,7 +126,6 @@ def accuracy_plot(
                 **STUDY_STYLE,
             )
             study_drawn = True
-            lowest = min(lowest, row["study"])
     if grouped:
         for hue, colour in colours.items():
             axis.bar(0, 0, 0, color=colour, label=f"{names[1]} = {hue}")
@@ -146,19 +136,23 @@ def accuracy_plot(
         ha="right" if len(ticks) > 4 else "center",
     )
     axis.set_ylabel(f"{metric.replace('_', ' ')} (%)")
-    # zoom in on the interesting range, but keep the bars' bottoms visible
-    axis.set_ylim(max(0.0, math.floor(lowest / 10) * 10 - 10), 100)
+    axis.set_ylim(0, 100)  # from 0: bar heights compare as they should
     axis.grid(axis="y", alpha=0.3)
     if study_drawn or grouped:
         axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     axis.set_title(f"{grid}: {metric.replace('_', ' ')}", fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_figure(figure, path)
     caption = (
-        f"{grid}: {metric.replace('_', ' ')} per run (bars: mean ± std over seeds; dots: seeds"
+        f"{grid}: {metric.replace('_', ' ')} per run (bars: mean ± std over seeds, value on "
+        "the bar; dots: seeds"
     )
-    return caption + ("; black tick: the study)" if study_drawn else ")"), path
+    caption += "; black tick: the study)" if study_drawn else ")"
+    if any(r["study"] is not None and r["protocol"] for r in rows):
+        caption += "; no study tick where the protocol is not the study's"
+    missing = len(every) - len(rows)
+    if missing:
+        caption += f"; {missing} planned run{'s' if missing > 1 else ''} not run yet left out"
+    return caption, path
 
 
 def _width_study(runs: list[RunRecord]) -> bool:
@@ -185,7 +179,7 @@ def width_plot(
         return None
     from matplotlib.ticker import NullLocator
 
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(5.5, 3.8))
     points = []
     for row in results.iter_rows(named=True):
@@ -215,9 +209,7 @@ def width_plot(
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     axis.set_title(f"{grid}: accuracy against width", fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_figure(figure, path)
     return f"{grid}: accuracy against the number of Hebbian neurons (mean ± std over seeds)", path
 
 
@@ -245,7 +237,7 @@ def readout_plot(collection: Collection, grid: str, path: Path) -> tuple[str, Pa
             )
     if not curves:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 3.8))
     for index, (label, curve) in enumerate(curves.items()):
         epochs = curve["epoch"].to_list()
@@ -268,36 +260,13 @@ def readout_plot(collection: Collection, grid: str, path: Path) -> tuple[str, Pa
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, ncol=2)
     axis.set_title(f"{grid}: read-out learning curves", fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_figure(figure, path)
     return f"{grid}: test accuracy after each read-out epoch (mean over seeds, band ± std)", path
 
 
-def _mosaic(weight: Any, count: int = MAX_FILTERS) -> Any:
-    """Up to ``count`` filters tiled in a grid; grey is 0, each filter scaled by its max |w|."""
-    import numpy as np
-
-    filters = weight.detach().float().cpu().numpy()[:count]
-    n, channels, height, width = filters.shape
-    if channels not in (1, 3):
-        filters = filters.mean(axis=1, keepdims=True)
-        channels = 1
-    scale = np.abs(filters).reshape(n, -1).max(axis=1).reshape(n, 1, 1, 1)
-    filters = 0.5 + 0.5 * filters / np.maximum(scale, 1e-30)
-    columns = min(6, n)
-    rows = math.ceil(n / columns)
-    pad = 1
-    tile = np.ones((rows * (height + pad) + pad, columns * (width + pad) + pad, channels))
-    for index in range(n):
-        r, c = divmod(index, columns)
-        y, x = pad + r * (height + pad), pad + c * (width + pad)
-        tile[y : y + height, x : x + width] = filters[index].transpose(1, 2, 0)
-    return tile[..., 0] if channels == 1 else tile
-
-
 def filters_plot(collection: Collection, grid: str, path: Path) -> tuple[str, Path] | None:
-    """First-layer filters of each run (first seed): before (rebuilt from the recipe) and after."""
+    """First-layer filters of each run (first seed): initial (rebuilt from the recipe) above
+    learned, drawn by the run folder's own :func:`~hebbkit.runs.pictures.draw_filters`."""
     panels = []
     for label in collection.labels(grid):
         runs = sorted((r for r in collection.of(grid) if r.label == label), key=lambda r: r.seed)
@@ -308,34 +277,36 @@ def filters_plot(collection: Collection, grid: str, path: Path) -> tuple[str, Pa
             panels.append((label, initial_first_layer(runs[0]), learned))
     if not panels:
         return None
-    plt = _pyplot()
+    plt = pyplot()
+    # each panel as tall as its mosaic (6 filters a row), so the rows sit close together
+    rows = max(math.ceil(min(MAX_FILTERS, learned.shape[0]) / 6) for _, _, learned in panels)
+    height = 2.1 * rows / 6 + 0.55
     figure, axes = plt.subplots(
-        2, len(panels), figsize=(2.1 * len(panels) + 0.8, 3.4), squeeze=False
+        2,
+        len(panels),
+        figsize=(2.1 * len(panels) + 0.8, 2 * height + 0.6),
+        squeeze=False,
+        layout="constrained",
     )
     for column, (label, initial, learned) in enumerate(panels):
         for row, (state, weight) in enumerate((("initial", initial), ("learned", learned))):
             axis = axes[row][column]
-            axis.set_xticks([])
-            axis.set_yticks([])
             if weight is None:
-                axis.text(0.5, 0.5, "not available", ha="center", va="center", fontsize=8)
-                continue
-            image = _mosaic(weight)
-            axis.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            distinct = distinct_rows(weight.flatten(1))
-            axis.set_xlabel(f"{distinct}/{weight.shape[0]} distinct", fontsize=8)
+                axis.set_xticks([])
+                axis.set_yticks([])
+                axis.text(0.5, 0.5, "recipe's plugin\nnot installed", ha="center", fontsize=7)
+            else:
+                draw_filters(axis, weight, MAX_FILTERS, columns=6)
             if column == 0:
                 axis.set_ylabel(state, fontsize=9)
         axes[0][column].set_title(label, fontsize=9)
     figure.suptitle(
-        f"{grid}: first-layer filters (first {MAX_FILTERS}; grey = 0, each scaled to its max |w|)",
-        fontsize=9,
+        f"{grid}: first-layer filters (first {MAX_FILTERS})\n{FILTER_CONVENTION}", fontsize=9
     )
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_figure(figure, path)
     return (
-        f"{grid}: first-layer filters of each run before and after Hebbian learning (first seed)",
+        f"{grid}: first-layer filters of each run before and after Hebbian learning (first "
+        f"seed; {FILTER_CONVENTION})",
         path,
     )
 
@@ -355,7 +326,7 @@ def diagnostics_plot(collection: Collection, grid: str, path: Path) -> tuple[str
     if not traces:
         return None
     layers = sorted({layer for t in traces.values() for layer in t["layer"].to_list()})
-    plt = _pyplot()
+    plt = pyplot()
     width, height = max(6.0, 3.2 * len(layers) + 1), 2.0 * len(DIAGNOSTICS)
     figure, axes = plt.subplots(
         len(DIAGNOSTICS), len(layers), figsize=(width, height), squeeze=False, sharex="col"
@@ -403,8 +374,7 @@ def diagnostics_plot(collection: Collection, grid: str, path: Path) -> tuple[str
     legend_rows = math.ceil(len(traces) / per_row)
     figure.legend(loc="upper center", ncol=per_row, fontsize=8, bbox_to_anchor=(0.5, 1.0))
     figure.tight_layout(rect=(0, 0, 1, 1 - (0.15 + 0.2 * legend_rows) / height))
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path, dpi=110)
     return (
         f"{grid}: Hebbian diagnostics per layer while it learns (first seed): distinct "
         "filters, mean norm, mean adaptive rate, effective number of winners (exp of the "

@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from hebbkit.config.recipe import protocol_of
 from hebbkit.errors import ReportError
 from hebbkit.reports import plots
 from hebbkit.reports.collect import (
@@ -19,6 +20,7 @@ from hebbkit.reports.collect import (
     PLAIN,
     Collection,
     GridInfo,
+    RunRecord,
     collect,
     initial_layers,
     weights_count,
@@ -75,49 +77,77 @@ def _hardware_text(hardware: dict[str, Any]) -> str:
     return text
 
 
+#: Columns of :func:`results_frame`, in order (accuracies in %).
+RESULT_SCHEMA = {
+    "label": pl.Utf8,
+    "factors": pl.Object,
+    "seeds": pl.Int64,
+    "planned_seeds": pl.Int64,
+    "failed_seeds": pl.Int64,
+    "mean": pl.Float64,
+    "std": pl.Float64,
+    "study": pl.Float64,
+    "difference": pl.Float64,
+    #: how the runs' protocol differs from the study's ("" when it does not)
+    "protocol": pl.Utf8,
+}
+
+
 def results_frame(collection: Collection, grid: str) -> pl.DataFrame:
-    """One row per label of ``grid``: seeds, mean ± std of the metric, the study's figure."""
+    """One row per label of ``grid``: seeds, mean ± std of the metric (%), the study's figure
+    and our difference from it, unless the runs' protocol differs from the study's."""
     info = collection.grids.get(grid)
+    rows = [_result_row(collection, grid, info, label) for label in collection.labels(grid)]
+    return pl.DataFrame(rows, schema=RESULT_SCHEMA)
+
+
+def _result_row(
+    collection: Collection, grid: str, info: GridInfo | None, label: str
+) -> dict[str, Any]:
+    """The row of one label: each column computed by its own small step."""
     metric = info.metric if info else "test_accuracy"
-    figures = info.figures if info else {}
-    runs = collection.of(grid)
-    planned = _planned(info)
-    rows = []
-    for label in collection.labels(grid):
-        values = [v for r in runs if r.label == label and (v := r.metric(metric)) is not None]
-        mean = sum(values) / len(values) if values else None
-        std = _std(values)
-        study = figures.get(label)
-        factors = (info.manifest.get("factors") or {}).get(label) if info else None
-        if factors is None:
-            factors = next((r.factors for r in runs if r.label == label and r.factors), {})
-        expected = len({p["seed"] for p in planned if p["label"] == label})
-        failed = _failed_seeds(info, label) if info else 0
-        rows.append(
-            {
-                "label": label,
-                "factors": factors,
-                "seeds": len(values),
-                "planned_seeds": expected,
-                "failed_seeds": failed,
-                "mean": mean,
-                "std": std,
-                "study": study,
-                "difference": mean - study if mean is not None and study is not None else None,
-            }
-        )
-    schema = {
-        "label": pl.Utf8,
-        "factors": pl.Object,
-        "seeds": pl.Int64,
-        "planned_seeds": pl.Int64,
-        "failed_seeds": pl.Int64,
-        "mean": pl.Float64,
-        "std": pl.Float64,
-        "study": pl.Float64,
-        "difference": pl.Float64,
+    runs = [r for r in collection.of(grid) if r.label == label]
+    values = [v for r in runs if (v := r.metric(metric)) is not None]
+    mean = sum(values) / len(values) if values else None
+    study = (info.figures if info else {}).get(label)
+    protocol = protocol_differences(info, runs) if study is not None else ""
+    factors = (info.manifest.get("factors") or {}).get(label) if info else None
+    if factors is None:
+        factors = next((r.factors for r in runs if r.factors), {})
+    comparable = mean is not None and study is not None and not protocol
+    return {
+        "label": label,
+        "factors": factors,
+        "seeds": len(values),
+        "planned_seeds": len({p["seed"] for p in _planned(info) if p["label"] == label}),
+        "failed_seeds": _failed_seeds(info, label) if info else 0,
+        "mean": mean,
+        "std": _std(values),
+        "study": study,
+        "difference": mean - study if comparable else None,
+        "protocol": protocol,
     }
-    return pl.DataFrame(rows, schema=schema)
+
+
+def protocol_differences(info: GridInfo | None, runs: list[RunRecord]) -> str:
+    """How the runs' recipes differ from the protocol the grid planned for them (the grid
+    file's own, before any -s on the command line), e.g. ``readout.epochs = 3 (study: 50)``;
+    empty when they do not, or when the grid's manifest predates recorded protocols."""
+    planned = {(p["label"], p["seed"]): p.get("protocol") for p in _planned(info)}
+    found: dict[str, str] = {}
+    for run in runs:
+        study = planned.get((run.label, run.seed))
+        if not study:
+            continue
+        ours = protocol_of(run.recipe)
+        for path, value in ours.items():
+            if path in study and study[path] != value:
+                found[path] = f"{path} = {_setting(value)} (study: {_setting(study[path])})"
+    return ", ".join(found.values())
+
+
+def _setting(value: Any) -> str:
+    return "all" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _planned(info: GridInfo | None) -> list[dict[str, Any]]:
@@ -250,6 +280,10 @@ def _status(row: dict[str, Any]) -> str:
     return text + (f", {failed} failed" if failed else "")
 
 
+#: The mark of a row whose protocol differs from the study's (explained under the table).
+PROTOCOL_MARK = "‡"
+
+
 def results_markdown(collection: Collection, grid: str) -> str:
     frame = results_frame(collection, grid)
     info = collection.grids.get(grid)
@@ -266,20 +300,32 @@ def results_markdown(collection: Collection, grid: str) -> str:
     first = "label" if factor_names else "run"
     header = [first, *factor_names, "seeds", f"ours: {metric} (%)", "study (%)", "ours − study"]
     rows = []
+    marked = []
     for row in frame.iter_rows(named=True):
         factors = row["factors"] or {}
+        ours = _mean_std(row["mean"], row["std"])
+        if row["protocol"]:
+            ours += f" {PROTOCOL_MARK}"
+            marked.append(f"{row['label']}: {row['protocol']}")
         rows.append(
             [
                 row["label"],
                 *[factors.get(name, "") for name in factor_names],
                 _status(row),
-                _mean_std(row["mean"], row["std"]),
+                ours,
                 "–" if row["study"] is None else f"{row['study']:g}",
                 _signed(row["difference"]),
             ]
         )
     align = "l" * (1 + len(factor_names)) + "rrrr"
-    return _table(header, rows, align)
+    table = _table(header, rows, align)
+    if marked:
+        table += (
+            f"\n\n{PROTOCOL_MARK} Not the study's protocol, so no difference is shown: "
+            + "; ".join(marked)
+            + "."
+        )
+    return table
 
 
 def layers_markdown(frame: pl.DataFrame) -> str:

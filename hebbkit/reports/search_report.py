@@ -18,8 +18,9 @@ from hebbkit.config.overrides import parse_value
 from hebbkit.config.search_space import active
 from hebbkit.config.toml import display, short_names
 from hebbkit.runs.folder import BEST_FILE, SEARCH_PLOT, TRIALS_FILE
+from hebbkit.runs.pictures import pyplot, save_figure
 from hebbkit.runs.search import Sample, SearchPlan
-from hebbkit.runs.trials import seed_statistics
+from hebbkit.runs.trials import seed_statistics, sort_trials
 
 # --- console ---------------------------------------------------------------------------
 
@@ -101,21 +102,29 @@ def _tick_label(value: Any, encoded: bool) -> str:
     return textwrap.fill(_param(value, encoded), 18)
 
 
-def plot_report(out: Path, frame: pl.DataFrame, plan: SearchPlan) -> Path:
-    """``report.png``: the metric of every trial against each searched path."""
-    import matplotlib
+def _position(value: Any, labels: list[str], encoded: bool) -> float:
+    """Where a searched value sits on its panel's x axis: itself, or its tick's index."""
+    if not labels:
+        return math.nan if value is None else float(value)
+    return labels.index(_tick_label(value, encoded))
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def plot_report(out: Path, frame: pl.DataFrame, plan: SearchPlan) -> Path:
+    """``report.png``: the metric of every trial against each searched path (accuracies in %),
+    the best trial (the one ``best.toml`` holds) marked by a star in every panel."""
     from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
+    plt = pyplot()
     metric = plan.search.metric
     column = f"last_{metric}"
+    scale, unit = (100.0, " (%)") if metric.endswith("accuracy") else (1.0, "")
     paths = list(plan.search.space)
     columns = min(3, len(paths))
     rows = math.ceil(len(paths) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
     shown = frame.filter(pl.col(column).is_not_null())
+    ranked = sort_trials(shown, metric, plan.search.maximize).filter(pl.col("status") == "ok")
+    best = ranked.row(0, named=True) if ranked.height else None
     styles = {"ok": ("o", "C0"), "stopped": ("x", "C1"), "unfinished": ("+", "C2")}
     for axis, path in zip(axes.flat, paths, strict=False):
         dim = plan.search.space[path]
@@ -123,16 +132,26 @@ def plot_report(out: Path, frame: pl.DataFrame, plan: SearchPlan) -> Path:
         labels: list[str] = []
         if not numeric:
             labels = sorted({_tick_label(v, dim.encoded) for v in shown[path].to_list()})
+
         for status, (marker, colour) in styles.items():
             part = shown.filter(pl.col("status") == status)
             if part.is_empty():
                 continue
-            xs = part[path].to_list()
-            if numeric:
-                x = [math.nan if v is None else float(v) for v in xs]
-            else:
-                x = [labels.index(_tick_label(v, dim.encoded)) for v in xs]
-            axis.scatter(x, part[column].to_list(), marker=marker, color=colour, label=status)
+            x = [_position(v, labels, dim.encoded) for v in part[path].to_list()]
+            y = [scale * v for v in part[column].to_list()]
+            axis.scatter(x, y, marker=marker, color=colour, label=status)
+        if best is not None:
+            axis.scatter(
+                [_position(best[path], labels, dim.encoded)],
+                [scale * best[column]],
+                marker="*",
+                s=220,
+                facecolor="gold",
+                edgecolor="black",
+                linewidth=0.8,
+                zorder=3,
+                label=f"best: {best['trial_id']} ({_fmt(best[column], column)})",
+            )
         if not numeric:
             axis.set_xticks(range(len(labels)))
             axis.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
@@ -146,21 +165,21 @@ def plot_report(out: Path, frame: pl.DataFrame, plan: SearchPlan) -> Path:
         elif frame.schema[path] == pl.Int64:
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel(path, fontsize=8)
-        axis.set_ylabel(metric, fontsize=8)
+        axis.set_ylabel(metric.replace("_", " ") + unit, fontsize=8)
         axis.grid(alpha=0.3)
     for axis in list(axes.flat)[len(paths) :]:
         axis.axis("off")
     handles, names = axes.flat[0].get_legend_handles_labels()
     if handles:
-        figure.legend(handles, names, loc="upper right", fontsize=8)
+        figure.legend(handles, names, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     failed = frame.filter(pl.col("status") == "failed").height
     note = f", {failed} failed (not shown)" if failed else ""
-    figure.suptitle(f"{plan.name}: {metric} per trial ({frame.height} trials{note})", fontsize=10)
+    figure.suptitle(
+        f"{plan.name}: {metric.replace('_', ' ')} per trial ({frame.height} trials{note})",
+        fontsize=10,
+    )
     figure.tight_layout()
-    path = out / SEARCH_PLOT
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, out / SEARCH_PLOT, dpi=110)
 
 
 # --- whole views ----------------------------------------------------------------------------

@@ -31,7 +31,13 @@ from hebbkit.config.grid_file import (
     read_grid_file,
 )
 from hebbkit.config.overrides import apply_overrides
-from hebbkit.config.recipe import Recipe, flatten_recipe, recipe_dict, validate_recipe
+from hebbkit.config.recipe import (
+    Recipe,
+    flatten_recipe,
+    protocol_of,
+    recipe_dict,
+    validate_recipe,
+)
 from hebbkit.config.toml import display, read_toml, short, toml_inline
 from hebbkit.engine.network import initialisation_problem
 from hebbkit.engine.progress import ProgressReporter
@@ -65,6 +71,9 @@ class GridRun:
     base: Path
     overrides: list[str]
     recipe: Recipe
+    #: the grid's own protocol for this run (PROTOCOL_PATHS without the command line's -s):
+    #: the report marks a run whose recipe differs from it
+    protocol: dict[str, Any] = field(default_factory=dict)
 
     @property
     def folder(self) -> Path:
@@ -110,6 +119,7 @@ class GridPlan:
                     "folder": run.folder.as_posix(),
                     "base": str(run.base),
                     "overrides": run.overrides,
+                    "protocol": run.protocol,
                 }
                 for run in self.runs
             ],
@@ -256,6 +266,8 @@ def load_grid(
             except GridError as error:
                 problems.append(f"run {label!r}: {error}")
                 continue
+            # without -s, each run's own recipe is the grid's protocol; with it, ask the grid
+            grid_protocol = _grid_protocol(run_data, levels, registry) if cli_overrides else None
             for seed in seeds:
                 recipe_data = {**copy.deepcopy(data), "seed": seed}
                 try:
@@ -271,7 +283,17 @@ def load_grid(
                     problems.append(f"run {label!r}: {refused}")
                     break
                 plan_runs.append(
-                    GridRun(label, seed, factors, base_path, [*overrides, f"seed={seed}"], recipe)
+                    GridRun(
+                        label,
+                        seed,
+                        factors,
+                        base_path,
+                        [*overrides, f"seed={seed}"],
+                        recipe,
+                        (grid_protocol or {})
+                        if cli_overrides
+                        else protocol_of(recipe_dict(recipe)),
+                    )
                 )
     if problems:
         shown = "\n".join(problems[:6])
@@ -289,6 +311,18 @@ def load_grid(
                 f"{', '.join(labels)}."
             )
     return GridPlan(source, spec, plan_runs, labels, seeds, label_factors)
+
+
+def _grid_protocol(
+    run_data: dict[str, Any], levels: list[str], registry: Registry
+) -> dict[str, Any] | None:
+    """The protocol the grid file itself gives a run (its recipe without -s from the command
+    line); None (unknown) if that recipe is not valid on its own."""
+    try:
+        recipe = validate_recipe(apply_overrides(run_data, levels), registry)
+    except RecipeError:
+        return None
+    return protocol_of(recipe_dict(recipe))
 
 
 def _check_no_seed(overrides: list[str], where: str) -> None:

@@ -45,7 +45,7 @@ from hebbkit.runs.folder import (
     write_summary,
     write_table,
 )
-from hebbkit.runs.pictures import save_filter_grid
+from hebbkit.runs.pictures import save_filter_pictures
 from hebbkit.runs.provenance import (
     component_provenance,
     hardware,
@@ -191,6 +191,7 @@ def run_recipe(
             network = HebbianNetwork.from_recipe(recipe, splits.train.images.shape[1], registry).to(
                 device
             )
+            initial_filters = network.layers[0].weight.detach().cpu().clone()
             with clock.phase("hebbian"):
                 layer_timings = hebbian_phase(
                     network,
@@ -271,6 +272,6 @@ def run_recipe(
             {"network": network.state_dict(), "readout": result.model.state_dict()},
             folder / WEIGHTS_FILE,
         )
-        save_filter_grid(network.layers[0].weight, folder / FILTERS_FILE)
+        save_filter_pictures(initial_filters, network.layers[0].weight, folder / FILTERS_FILE)
         write_summary(folder, summary)
     return summary

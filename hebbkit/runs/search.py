@@ -128,7 +128,7 @@ def check_paths(
         condition = tuple(sorted((k, toml_inline(v[0])) for k, v in dim.when.items()))
         if condition not in resolved:
             try:
-                data = apply_overrides(base, [f"{k}={v}" for k, v in condition])
+                data = apply_overrides(base, [f"{k}={v}" for k, v in condition], notify=False)
                 recipe = validate_recipe(data, registry, source=source)
             except RecipeError as error:
                 problems.append(f"{path!r}: its when condition makes the recipe invalid: {error}")
