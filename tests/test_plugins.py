@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -509,3 +510,20 @@ def test_sparse_binary_recipe_runs(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     saved = (tmp_path / "run" / "recipe.toml").read_text()
     assert 'name = "sparse-binary"' in saved
+
+
+def test_lazy_factory_imports_its_module_on_first_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hebbkit.registry import lazy_factory
+
+    name = unique("lazy_component")
+    (tmp_path / f"{name}.py").write_text("def build(params):\n    return ('built', params)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    factory = lazy_factory(f"{name}:build")
+    assert name not in sys.modules and repr(factory) == f"lazy_factory('{name}:build')"
+    assert factory(3) == ("built", 3) and name in sys.modules
+    with pytest.raises(PluginError, match=r"name the factory as 'package\.module:function'"):
+        lazy_factory(name)
+    with pytest.raises(PluginError, match=f"{name} has no callable 'missing'"):
+        lazy_factory(f"{name}:missing")(None)
