@@ -40,7 +40,7 @@ NOT_BUILT_FROM = {".git", ".venv", "data", "runs", "build", "dist", "report", ".
 
 
 def test_every_declared_dependency_is_imported() -> None:
-    """Nothing is declared that no module imports (pyarrow was, 170 MB of it)."""
+    """Nothing is declared that no module imports (pyarrow was: Ray brings its own)."""
     sources = "\n".join(
         path.read_text(encoding="utf-8")
         for folder in (REPO / "hebbkit", REPO / "plugins")

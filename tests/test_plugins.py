@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from hebbkit import plugins
 from hebbkit.cli.app import app
 from hebbkit.contract import check_component
-from hebbkit.errors import PluginError
+from hebbkit.errors import DataError, PluginError
 from hebbkit.hookspecs import hookimpl
 from hebbkit.plasticity import PlasticityParams
 from hebbkit.plugins import add_commands, build_registry, make_plugin_manager
@@ -135,9 +135,9 @@ def test_hook_register_poolings() -> None:
 
 
 def test_hook_register_datasets() -> None:
-    class Source:
+    class Source:  # a file-based dataset whose files are never there
         def load(self, root, *, train, download):
-            raise NotImplementedError
+            raise DataError(f"no files in {root}")
 
     class Plugin:
         @hookimpl

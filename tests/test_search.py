@@ -541,3 +541,20 @@ def test_search_plot_marks_the_best_trial_in_percent(
         # t1 is best among finished trials (the stopped t2 scored higher but did not finish)
         assert points["best: t1 (90.00%)"] == [90.0]
         assert sorted(points["ok"]) == [70.0, 80.0, 90.0] and points["stopped"] == [95.0]
+
+
+def test_search_plot_of_a_conditional_path_never_set(tmp_path: Path, registry) -> None:
+    """A log-scaled path whose condition never held has no points: the panel says so."""
+    name = "layers.0.activation.name"
+    space = {
+        name: {"choice": ["softmax", "triangle"]},
+        "layers.0.activation.t_invert": {"loguniform": [0.1, 10], "when": {name: "softmax"}},
+    }
+    plan = plan_of(tmp_path, registry, space)
+    records = [
+        TrialRecord(f"t{i}", "ok", {name: "triangle"}, [{"epoch": 1, "validation_accuracy": a}])
+        for i, a in enumerate((0.3, 0.4))
+    ]
+    frame = results_frame(records, plan)
+    path = plot_report(tmp_path, frame, plan)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

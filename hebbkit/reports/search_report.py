@@ -133,14 +133,18 @@ def plot_report(out: Path, frame: pl.DataFrame, plan: SearchPlan) -> Path:
         if not numeric:
             labels = sorted({_tick_label(v, dim.encoded) for v in shown[path].to_list()})
 
+        # a conditional path is unset in the trials whose condition did not hold
+        active = shown.filter(pl.col(path).is_not_null()) if numeric else shown
         for status, (marker, colour) in styles.items():
-            part = shown.filter(pl.col("status") == status)
+            part = active.filter(pl.col("status") == status)
             if part.is_empty():
                 continue
             x = [_position(v, labels, dim.encoded) for v in part[path].to_list()]
             y = [scale * v for v in part[column].to_list()]
             axis.scatter(x, y, marker=marker, color=colour, label=status)
-        if best is not None:
+        if active.is_empty():
+            axis.text(0.5, 0.5, "not set in any trial", ha="center", transform=axis.transAxes)
+        elif best is not None and (best[path] is not None or not numeric):
             axis.scatter(
                 [_position(best[path], labels, dim.encoded)],
                 [scale * best[column]],
@@ -155,7 +159,7 @@ def plot_report(out: Path, frame: pl.DataFrame, plan: SearchPlan) -> Path:
         if not numeric:
             axis.set_xticks(range(len(labels)))
             axis.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
-        elif dim.kind == "loguniform":
+        elif dim.kind == "loguniform" and not active.is_empty():
             axis.set_xscale("log")
             # 1-2-5 ticks with plain labels: matplotlib's own labels its minor ticks too when a
             # range spans less than a decade, and they overlap
