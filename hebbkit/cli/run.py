@@ -22,6 +22,7 @@ from hebbkit.cli.options import (
     out,
     user_errors,
 )
+from hebbkit.config.overrides import overrides_text
 from hebbkit.plugins import get_registry
 
 
@@ -69,7 +70,7 @@ def run(
 def _print_summary(summary: Any, folder: Path, overrides: list[str]) -> None:
     title = f"{summary['recipe']} (seed {summary['seed']})"
     if overrides:
-        title += " with " + " ".join(f"-s {override}" for override in overrides)
+        title += f" with {overrides_text(overrides)}"
     table = Table(title=escape(title), show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shlex
 import warnings
 from typing import Any
 
@@ -13,6 +14,11 @@ from hebbkit.errors import HebbkitNotice, RecipeError
 def component_table(value: Any) -> Any:
     """A component written as its bare name (``"zero"``) as the table ``{ name = "zero" }``."""
     return {"name": value} if isinstance(value, str) else value
+
+
+def overrides_text(overrides: list[str]) -> str:
+    """The overrides as the command line gives them: ``-s a=1 -s 'b={ name = "x" }'``."""
+    return " ".join(f"-s {shlex.quote(override)}" for override in overrides)
 
 
 def parse_value(text: str) -> Any:

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError, create_model
 
 from hebbkit.config.kinds import wrong_kind_message
-from hebbkit.config.overrides import apply_overrides, component_table
+from hebbkit.config.overrides import apply_overrides, component_table, overrides_text
 from hebbkit.config.packaged import shown_path
 from hebbkit.config.search_space import SearchConfig
 from hebbkit.config.toml import Strict, dumps_document, read_toml, show
@@ -286,7 +286,7 @@ def note_overrides(recipe: Recipe, overrides: list[str]) -> Recipe:
     override changed it (``-s data.dataset=digits``)."""
     if not overrides:
         return recipe
-    note = "with " + " ".join(f"-s {override}" for override in overrides)
+    note = f"with {overrides_text(overrides)}"
     description = f"{recipe.description} ({note})" if recipe.description else note
     return recipe.model_copy(update={"description": description})
 
