@@ -298,7 +298,10 @@ def test_shipped_search_recipes_dry_run(name: str) -> None:
 def test_dry_run_initialises_networks_to_find_refused_shapes() -> None:
     """A kernel too small for 128 distinct ±1 filters is refused before any trial starts."""
     init = 'layers.*.init={ name = "hadamard-distinct" }'
-    args = ["tune", str(RECIPES / "mnist_zero_search.toml"), "-s", init, "--dry-run", "-n", "16"]
+    # a fixed sampler seed: unseeded, the first problems listed are sometimes all kernel 2
+    seed = "search.seed=0"
+    args = ["tune", str(RECIPES / "mnist_zero_search.toml"), "-s", init, "-s", seed, "--dry-run"]
+    args += ["-n", "16"]
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert "ImpossibleShapeError: Weight shape (128, 1, 1, 1)" in " ".join(result.output.split())
