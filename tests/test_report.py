@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -62,13 +63,16 @@ def table_row(text: str, first_cell: str) -> list[str]:
 def test_results_table_matches_the_runs(report: Path, tiny_grid: tuple[Path, Path]) -> None:
     _, out = tiny_grid
     text = (report / "report.md").read_text()
-    assert "| run | seeds | ours: test accuracy (%) | study (%) | ours − study |" in text
+    header = "| run | seeds | ours: test accuracy (%), mean ± std | per seed | best seed "
+    assert header + "| study (%) | ours − study (in std) |" in text
     for label, figure in (("random", 90.0), ("zero", 50.0)):
         ours = accuracy(out, label)
         assert table_row(text, label) == [
             label,
             "1",
             f"{ours:.2f}",
+            f"s0={ours:.2f}",
+            "–",  # no best of one seed
             f"{figure:g}",
             f"{ours - figure:+.2f}",
         ]
@@ -116,7 +120,7 @@ def test_plain_and_seed_folders(tiny_grid: tuple[Path, Path], tmp_path: Path) ->
     text = (tmp_path / "report" / "report.md").read_text()
     assert "## Runs outside a grid" in text
     assert table_row(text, "grid_base")[1] == "1"  # a plain run is labelled by its recipe
-    assert table_row(text, "zero")[3] == "50"  # a seed folder still finds its grid
+    assert table_row(text, "zero")[5] == "50"  # a seed folder still finds its grid
 
 
 def test_planned_but_missing_runs_say_so(tiny_grid: tuple[Path, Path], tmp_path: Path) -> None:
@@ -128,7 +132,7 @@ def test_planned_but_missing_runs_say_so(tiny_grid: tuple[Path, Path], tmp_path:
     result = invoke("report", copy, "--out", tmp_path / "report")
     assert result.exit_code == 0, result.output
     row = table_row((tmp_path / "report" / "report.md").read_text(), "cifar10")
-    assert row == ["cifar10", "not run here", "–", "80.3", "–"]
+    assert row == ["cifar10", "not run here", "–", "–", "–", "80.3", "–"]
 
 
 def test_report_errors(tmp_path: Path) -> None:
@@ -329,6 +333,26 @@ def test_accuracy_bars_start_at_zero_without_not_run_labels(
     assert "1 planned run not run yet left out" in caption
 
 
+def test_seeds_give_mean_std_each_seed_and_the_best(tmp_path: Path) -> None:
+    accuracies = {2: 0.981, 0: 0.985, 3: 0.979, 1: 0.983}  # found out of seed order
+    runs = [fake_run(tmp_path, "random", seed, value) for seed, value in accuracies.items()]
+    info = GridInfo("fake", None, {"labels": ["random"], "study": {"figures": {"random": 98.9}}})
+    collection = Collection(runs, {"fake": info})
+    (row,) = results_frame(collection, "fake").iter_rows(named=True)
+    values = [98.5, 98.3, 98.1, 97.9]  # seeds 0-3
+    mean, std = sum(values) / 4, statistics.stdev(values)
+    assert row["seeds"] == 4 and row["mean"] == pytest.approx(mean)
+    assert row["std"] == pytest.approx(std)
+    assert row["per_seed"] == "s0=98.50 s1=98.30 s2=98.10 s3=97.90"
+    assert row["best"] == pytest.approx(98.5)
+    assert row["difference"] == pytest.approx(mean - 98.9)
+    cells = table_row(results_markdown(collection, "fake"), "random")
+    assert cells[2] == f"{mean:.2f} ± {std:.2f}"
+    assert cells[3] == "s0=98.50, s1=98.30, s2=98.10, s3=97.90"
+    assert cells[4] == "98.50"
+    assert cells[6] == f"{mean - 98.9:+.2f} ({(mean - 98.9) / std:+.1f}σ)"
+
+
 def test_rows_off_the_studys_protocol_are_marked_without_a_difference(tmp_path: Path) -> None:
     study = {"readout.epochs": 50, "data.train_subset": None}
     runs = [fake_run(tmp_path, "full", 0, 0.96), fake_run(tmp_path, "quick", 0, 0.86)]
@@ -349,7 +373,7 @@ def test_rows_off_the_studys_protocol_are_marked_without_a_difference(tmp_path: 
         "data.train_subset = 1000 (study: all), readout.epochs = 3 (study: 50)"
     )
     text = results_markdown(collection, "fake")
-    assert table_row(text, "quick") == ["quick", "1", "86.00 ‡", "96.07", "–"]
+    assert table_row(text, "quick") == ["quick", "1", "86.00 ‡", "s0=86.00", "–", "96.07", "–"]
     assert "‡ Not the study's protocol, so no difference is shown: quick: data.train_subset" in text
 
 
@@ -368,5 +392,5 @@ def test_a_grid_run_with_protocol_overrides_is_marked(tmp_path: Path) -> None:
     assert made.exit_code == 0, made.output
     text = (tmp_path / "report" / "report.md").read_text()
     row = table_row(text, "zero")
-    assert row[2].endswith("‡") and row[4] == "–"
+    assert row[2].endswith("‡") and row[6] == "–"
     assert "zero: readout.epochs = 2 (study: 1)" in text

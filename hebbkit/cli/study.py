@@ -228,7 +228,7 @@ def _print_results(plan: GridPlan, folder: Path) -> None:
     grid = next((g for g in collection.grids if collection.grids[g].root == folder), plan.name)
     metric = plan.spec.study.metric.replace("_", " ")
     table = Table(title=f"{plan.name}: {metric} (%)")
-    for column in ("run", "seeds", "ours (mean ± std)", "study", "ours − study"):
+    for column in ("run", "seeds", "ours (mean ± std)", "best seed", "study", "ours − study"):
         table.add_column(column, justify="left" if column == "run" else "right")
     marked = []
     for row in results_frame(collection, grid).iter_rows(named=True):
@@ -242,6 +242,7 @@ def _print_results(plan: GridPlan, folder: Path) -> None:
             row["label"],
             str(row["seeds"]) if row["seeds"] else "not run",
             mean,
+            f"{row['best']:.2f}" if row["seeds"] > 1 else "–",
             "–" if row["study"] is None else f"{row['study']:g}",
             "–" if row["difference"] is None else f"{row['difference']:+.2f}",
         )

@@ -86,6 +86,10 @@ RESULT_SCHEMA = {
     "failed_seeds": pl.Int64,
     "mean": pl.Float64,
     "std": pl.Float64,
+    #: each seed's value in seed order, "s0=98.32 s1=98.41 ..."
+    "per_seed": pl.Utf8,
+    #: the best seed's value (a best, not a result: shown beside the mean, labelled as such)
+    "best": pl.Float64,
     "study": pl.Float64,
     "difference": pl.Float64,
     #: how the runs' protocol differs from the study's ("" when it does not)
@@ -106,8 +110,9 @@ def _result_row(
 ) -> dict[str, Any]:
     """The row of one label: each column computed by its own small step."""
     metric = info.metric if info else "test_accuracy"
-    runs = [r for r in collection.of(grid) if r.label == label]
-    values = [v for r in runs if (v := r.metric(metric)) is not None]
+    runs = sorted((r for r in collection.of(grid) if r.label == label), key=lambda r: r.seed)
+    seeded = [(r.seed, v) for r in runs if (v := r.metric(metric)) is not None]
+    values = [v for _, v in seeded]
     mean = sum(values) / len(values) if values else None
     study = (info.figures if info else {}).get(label)
     protocol = protocol_differences(info, runs) if study is not None else ""
@@ -123,6 +128,8 @@ def _result_row(
         "failed_seeds": _failed_seeds(info, label) if info else 0,
         "mean": mean,
         "std": _std(values),
+        "per_seed": " ".join(f"s{seed}={value:.2f}" for seed, value in seeded),
+        "best": max(values) if values else None,
         "study": study,
         "difference": mean - study if comparable else None,
         "protocol": protocol,
@@ -254,6 +261,15 @@ def _signed(value: float | None) -> str:
     return "–" if value is None else f"{value:+.2f}"
 
 
+def _difference(value: float | None, std: float | None) -> str:
+    """``−0.58 (−2.3σ)``: the difference, and how many of our seeds' std it spans."""
+    if value is None:
+        return "–"
+    if not std:
+        return _signed(value)
+    return f"{value:+.2f} ({value / std:+.1f}σ)"
+
+
 def _number(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -298,7 +314,8 @@ def results_markdown(collection: Collection, grid: str) -> str:
             dict.fromkeys(k for r in frame.iter_rows(named=True) for k in (r["factors"] or {}))
         )
     first = "label" if factor_names else "run"
-    header = [first, *factor_names, "seeds", f"ours: {metric} (%)", "study (%)", "ours − study"]
+    header = [first, *factor_names, "seeds", f"ours: {metric} (%), mean ± std"]
+    header += ["per seed", "best seed", "study (%)", "ours − study (in std)"]
     rows = []
     marked = []
     for row in frame.iter_rows(named=True):
@@ -313,11 +330,13 @@ def results_markdown(collection: Collection, grid: str) -> str:
                 *[factors.get(name, "") for name in factor_names],
                 _status(row),
                 ours,
+                row["per_seed"].replace(" ", ", ") or "–",
+                _pct(row["best"]) if row["seeds"] > 1 else "–",
                 "–" if row["study"] is None else f"{row['study']:g}",
-                _signed(row["difference"]),
+                _difference(row["difference"], row["std"]),
             ]
         )
-    align = "l" * (1 + len(factor_names)) + "rrrr"
+    align = "l" * (1 + len(factor_names)) + "rrrrrr"
     table = _table(header, rows, align)
     if marked:
         table += (
