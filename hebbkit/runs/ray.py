@@ -68,7 +68,6 @@ def require_tune(what: str = "This") -> Any:
     return tune
 
 
-
 @dataclass
 class SearchOutcome:
     records: list[TrialRecord]
