@@ -20,6 +20,7 @@ recipe_app = typer.Typer(help="Show or validate a recipe.", no_args_is_help=True
 plugin_app = typer.Typer(help="Write a new plugin package.", no_args_is_help=True)
 
 app.command("run")(run.run)
+app.command("eval")(run.evaluate)
 app.command("inspect")(run.inspect)
 app.command("plugins")(run.plugins)
 app.add_typer(recipe_app, name="recipe")
