@@ -200,14 +200,14 @@ class RunOrigin:
     def from_context(cls, context: dict[str, Any], folder: Path) -> RunOrigin:
         """The origin of a Ray trial's run, from what the driver put in the trial context:
         ``source``, ``command``, ``experiment``, and per run folder in ``runs`` its ``name``
-        and ``source``."""
+        (default: the folder's name, a trial id) and ``source``."""
         own = context.get("runs", {}).get(str(folder), {})
         source = own.get("source") or context.get("source")
         return cls(
             source=Path(source) if source else None,
             command=context.get("command"),
             experiment=context.get("experiment"),
-            name=own.get("name"),
+            name=own.get("name") or folder.name,
         )
 
 
