@@ -61,9 +61,11 @@ def test_log_progress_writes_a_line_per_phase_and_every_30_seconds() -> None:
     stream, clock = io.StringIO(), FakeClock()
     progress = LogProgress(stream, interval=30.0, clock=clock)
     with progress.phase("Hebbian layer 2, epoch 1/1", 1000) as advance:
-        for _ in range(10):  # 100 images per 10 s: a line at 30, 60 and 90 s
+        for step in range(10):  # 100 images per 10 s: a line at 30, 60 and 90 s
             clock.now += 10
             advance(100)
+            if step == 3:  # a diagnostics point: shown with the lines that follow
+                progress.metrics({"phase": "hebbian_trace", "distinct_filters": 90})
     progress.metrics({"phase": "hebbian", "layer": 2, "epoch": 1, "distinct_filters": 96})
     with progress.phase("Read-out, epoch 2/3", 500) as advance:
         advance(500)
@@ -74,8 +76,8 @@ def test_log_progress_writes_a_line_per_phase_and_every_30_seconds() -> None:
     lines = stream.getvalue().splitlines()
     assert [line.split("] ", 1)[1] for line in lines] == [
         "Hebbian layer 2, epoch 1/1: 300/1,000 (30%), 10/s, 1 min 10 s left",
-        "Hebbian layer 2, epoch 1/1: 600/1,000 (60%), 10/s, 40.0 s left",
-        "Hebbian layer 2, epoch 1/1: 900/1,000 (90%), 10/s, 10.0 s left",
+        "Hebbian layer 2, epoch 1/1: 600/1,000 (60%), 10/s, 40.0 s left · distinct filters 90",
+        "Hebbian layer 2, epoch 1/1: 900/1,000 (90%), 10/s, 10.0 s left · distinct filters 90",
         "Hebbian layer 2, epoch 1/1: 1,000 in 1 min 40 s, 10/s · distinct filters 96",
         "Read-out, epoch 2/3: 500 in 0.0 s · loss 0.2500 · train 90.00% · test 87.50%",
         "Features (test): 200 in 0.0 s",

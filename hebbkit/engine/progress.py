@@ -167,6 +167,8 @@ class LogProgress:
         self.clock = clock
         #: the last phase's closing line, written once its metrics row arrives (or soon after)
         self._pending: str | None = None
+        #: the numbers of the last row recorded inside the running phase (diagnostics)
+        self._stats = ""
 
     def _write(self, text: str) -> None:
         stream = self.stream or sys.stderr
@@ -178,6 +180,7 @@ class LogProgress:
         self.close()
         started = last = self.clock()
         done = 0
+        self._stats = ""
 
         def advance(n: int) -> None:
             nonlocal done, last
@@ -185,7 +188,8 @@ class LogProgress:
             now = self.clock()
             if now - last >= self.interval:
                 last = now
-                self._write(f"{description}: {_progress(done, total, now - started)}")
+                stats = f" · {self._stats}" if self._stats else ""
+                self._write(f"{description}: {_progress(done, total, now - started)}{stats}")
 
         yield advance
         seconds = self.clock() - started
@@ -194,10 +198,12 @@ class LogProgress:
 
     def metrics(self, row: Mapping[str, Any]) -> None:
         text = row_text(row)
-        if self._pending is not None and text and _ends_phase(row):
+        if not _ends_phase(row):
+            self._stats = text  # shown with the running phase's next line
+            return
+        if self._pending is not None and text:
             self._pending += f" · {text}"
-        if _ends_phase(row):
-            self.close()
+        self.close()
 
     def log(self, text: str) -> None:
         self.close()

@@ -485,7 +485,7 @@ class HebbianSharing:
             key = run.hebbian_hash
             if key in self.finished and key not in self.shared:
                 state = from_run_folder(self.finished[key], run.recipe, registry)
-                HebbianCache(self.cache).store(state)
+                HebbianCache(self.cache).store(state, learnt_by=self.finished[key])
                 self.shared.add(key)
 
     def forget(self, outcomes: list[Outcome]) -> None:

@@ -52,7 +52,7 @@ class HebbianState:
     rows: list[dict[str, Any]] = field(default_factory=list)
     winners: list[dict[str, Any]] = field(default_factory=list)
     layers: list[LayerTiming] = field(default_factory=list)
-    #: where it came from: a run folder or a cache entry
+    #: the run folder that learnt it
     source: str = ""
 
 
@@ -162,9 +162,10 @@ class HebbianCache:
             data = torch.load(path, map_location="cpu", weights_only=True)
         except (OSError, RuntimeError, EOFError):
             return None  # a damaged entry is recomputed (and replaced)
-        return HebbianState(**{**data, "source": str(path)})
+        return HebbianState(**data)
 
-    def store(self, state: HebbianState) -> None:
+    def store(self, state: HebbianState, learnt_by: Path) -> None:
+        """Keep ``state``, learnt by the run meant for the folder ``learnt_by``."""
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.path(state.hebbian_hash)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -174,6 +175,7 @@ class HebbianCache:
             "rows": state.rows,
             "winners": state.winners,
             "layers": state.layers,
+            "source": str(learnt_by),
         }
         try:
             torch.save(data, temporary)

@@ -108,7 +108,7 @@ def resolve_device(name: str | None) -> torch.device:
 def track_setting(flags: list[str] | None = None) -> list[TrackSpec]:
     """``--track NAME[:URI]`` (repeatable), else ``HEBBKIT_TRACK`` (specs separated by
     commas), else no tracker."""
-    if flags:
+    if flags is not None:  # given, even as none at all
         return parse_track(flags, "--track")
     return parse_track(os.environ.get("HEBBKIT_TRACK", "").split(","), "HEBBKIT_TRACK")
 
@@ -308,7 +308,8 @@ def run_recipe(
                         winners,
                     )
                     if cache is not None:
-                        cache.store(_hebbian_state(key, network, rows, winners, layer_timings))
+                        learnt = _hebbian_state(key, network, rows, winners, layer_timings)
+                        cache.store(learnt, learnt_by=out)
             feature_size = math.prod(network.feature_shape(tuple(splits.train.images.shape[1:])))
             dtype = feature_dtype(recipe.readout.feature_dtype, len(splits.train), feature_size)
             named = {"train": splits.train, "test": splits.test}
