@@ -8,6 +8,7 @@ tracker metrics (names in :mod:`hebbkit.tracking`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import traceback
@@ -131,13 +132,10 @@ class RunTrackers:
         self.warn = warn
         self.last_step = 0
 
-    def __bool__(self) -> bool:
-        return bool(self.trackers)
-
-    def _each(self, action: str, call: Callable[[Tracker], None]) -> None:
+    def _each(self, action: str, call: Callable[[str, Tracker], None]) -> None:
         for name, tracker in list(self.trackers):
             try:
-                call(tracker)
+                call(name, tracker)
             except Exception as error:  # a tracker must never take the run down
                 self.trackers.remove((name, tracker))
                 where = traceback.extract_tb(error.__traceback__)[-1:]
@@ -148,7 +146,11 @@ class RunTrackers:
                 )
 
     def start(self, run: TrackedRun) -> None:
-        self._each("start", lambda tracker: tracker.start(run))
+        """``run.files`` is the folder of all trackers: each gets its own ``<files>/<name>``."""
+        self._each(
+            "start",
+            lambda name, tracker: tracker.start(dataclasses.replace(run, files=run.files / name)),
+        )
 
     def log_row(self, row: Mapping[str, Any]) -> None:
         points = metric_points(row)
@@ -157,10 +159,10 @@ class RunTrackers:
         metrics, step = points
         if row.get("phase") == "readout":
             self.last_step = step
-        self._each("log_metrics", lambda tracker: tracker.log_metrics(metrics, step))
+        self._each("log_metrics", lambda _, tracker: tracker.log_metrics(metrics, step))
 
     def finish(self, status: Status, summary: Mapping[str, Any]) -> None:
         final = final_metrics(summary) if status == "finished" else {}
         if final:
-            self._each("log_metrics", lambda tracker: tracker.log_metrics(final, self.last_step))
-        self._each("finish", lambda tracker: tracker.finish(status, summary))
+            self._each("log_metrics", lambda _, t: t.log_metrics(final, self.last_step))
+        self._each("finish", lambda _, tracker: tracker.finish(status, summary))

@@ -39,7 +39,7 @@ class TensorBoardTracker:
 
     def log_dir(self, run: TrackedRun) -> Path:
         if self.root is None:
-            return run.files / "tensorboard"
+            return run.files
         return self.root / run.experiment / run.name
 
     def start(self, run: TrackedRun) -> None:
