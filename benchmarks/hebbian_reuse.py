@@ -5,7 +5,7 @@ resolved recipe again with ``--hebbian-from`` that run, each in its own process,
 both runs' accuracies and seconds per phase, the time saved, whether the accuracies are
 identical, and the command that reruns it.
 
-    python benchmarks/hebbian_reuse.py [--recipe recipes/mnist_softhebb.toml]
+    python benchmarks/hebbian_reuse.py [--recipe recipes/mnist_softhebb.toml] [-s K=V ...]
                                        [--source RUN_DIR] [--data-root DIR]
                                        [--out runs/benchmarks/hebbian_reuse] [--device cpu]
 
@@ -41,6 +41,9 @@ def main() -> None:
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="runs/benchmarks/hebbian_reuse")
+    parser.add_argument(
+        "-s", "--set", action="append", default=[], help="override of the original run"
+    )
     args = parser.parse_args()
 
     out = Path(args.out).resolve()
@@ -51,7 +54,8 @@ def main() -> None:
         source = Path(args.source).resolve()
     else:
         source = out / "original"
-        hebbkit_run([args.recipe, "--out", str(source), *machine])
+        overrides = [arg for override in args.set for arg in ("-s", override)]
+        hebbkit_run([args.recipe, "--out", str(source), *machine, *overrides])
     reused = out / "reused"
     hebbkit_run(
         [str(source / "recipe.toml"), "--hebbian-from", str(source), "--out", str(reused), *machine]
