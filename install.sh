@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up ./.venv with hebbkit.  `./install.sh`      : hebbkit and its dependencies
-#                               `./install.sh dev`  : + tests, Ray Tune, Optuna, the example plugin
+#                               `./install.sh dev`  : + tests, Ray Tune, Optuna, MLflow,
+#                                                     TensorBoard, the example plugin
 # PYTHON picks the interpreter (default python3; hebbkit needs Python >= 3.10).
 # TORCH_SPEC overrides the PyTorch pin (default: the release this project is tested with), e.g.
 #   TORCH_SPEC="torch torchvision --index-url https://download.pytorch.org/whl/cpu" ./install.sh
@@ -24,7 +25,7 @@ pip=".venv/bin/pip"
 # torch first and on its own: pip then takes the local wheel where one is provided
 $pip install -q ${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}
 if [ "${1:-}" = "dev" ]; then
-  $pip install -q -e ".[dev,tune,optuna]"
+  $pip install -q -e ".[dev,tune,optuna,mlflow,tensorboard]"
   $pip install -q ./plugins/hebbkit-sparse-binary
 else
   $pip install -q -e .

@@ -13,8 +13,10 @@ wrong. What the checks demand is written down in CONTRIBUTING.md ("Family interf
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from hebbkit.data import ImageSet
 from hebbkit.errors import DataError
 from hebbkit.plasticity import HebbianBatch, PlasticityParams
 from hebbkit.registry import Component, Params, Registry
+from hebbkit.tracking import TrackedRun
 
 #: Weight shapes an initializer must handle: conv ``(c_out, c_in, k, k)`` and linear ``(out, in)``.
 INIT_SHAPES: list[tuple[int, ...]] = [
@@ -320,6 +323,49 @@ def _check_splits(
         )
 
 
+def check_tracker(component: Component, device: str = "cpu") -> None:
+    """With its default settings, in a fresh working folder, the tracker takes a whole run —
+    ``start``, ``log_metrics`` and ``finish`` for a finished and for a failed run — and writes
+    into the run folder nothing but its own folder (``run.files``)."""
+    who = _who(component)
+    with tempfile.TemporaryDirectory() as scratch, _working_folder(Path(scratch)):
+        for status in ("finished", "failed"):
+            folder = Path(scratch) / f"run-{status}"
+            folder.mkdir()
+            (folder / "result.txt").write_text("a run's own file, which trackers leave alone\n")
+            before = sorted(folder.iterdir())
+            run = TrackedRun(
+                experiment="hebbkit-contract",
+                name=f"contract/{status}",
+                folder=folder,
+                live_folder=folder,
+                files=folder / "trackers" / component.name,
+                params={"seed": 0, "readout.lr": 0.001, "layers.0.init.name": "random"},
+                tags={"hebbkit.seed": "0"},
+            )
+            tracker = component.build()
+            for method in ("start", "log_metrics", "finish"):
+                assert callable(getattr(tracker, method, None)), f"{who}: no {method}() method"
+            tracker.start(run)
+            tracker.log_metrics({"readout/train_loss": 1.5, "readout/test_accuracy": 0.5}, 1)
+            tracker.log_metrics({"trace/layer0/distinct_filters": 4.0}, 0)
+            summary = {"test_accuracy": 0.5} if status == "finished" else {"error": "Boom: x"}
+            tracker.finish(status, summary)  # type: ignore[arg-type]
+            extra = sorted(set(folder.iterdir()) - set(before) - {folder / "trackers"})
+            assert not extra, f"{who}: wrote {extra} into the run folder, outside run.files"
+
+
+@contextlib.contextmanager
+def _working_folder(path: Path) -> Iterator[None]:
+    # trackers whose default store is the working folder (MLflow's) keep it in the scratch
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 CHECKS: dict[str, Callable[[Component, str], None]] = {
     "initializer": check_initializer,
     "plasticity": check_plasticity,
@@ -327,7 +373,11 @@ CHECKS: dict[str, Callable[[Component, str], None]] = {
     "activation": check_activation,
     "pooling": check_pooling,
     "dataset": check_dataset,
+    "tracker": check_tracker,
 }
+
+#: Families a recipe names components of (trackers are chosen per machine instead).
+RECIPE_FAMILIES = {family for fields in COMPONENT_FIELDS.values() for family in fields.values()}
 
 
 def check_component(component: Component, device: str = "cpu") -> None:
@@ -356,7 +406,11 @@ def check_params_roundtrip(component: Component) -> None:
 
 def check_recipe_roundtrip(component: Component, registry: Registry) -> None:
     """A recipe naming ``component`` with its default params validates, and its TOML form
-    validates back to the same recipe."""
+    validates back to the same recipe (for the families a recipe names)."""
+    assert component.family in RECIPE_FAMILIES, (
+        f"{_who(component)}: a {component.family} is never named in a recipe; there is no "
+        "recipe round trip to check"
+    )
     fields = {**COMPONENT_FIELDS[LayerConfig], "dataset": "dataset"}
     spec = {"name": component.name, **component.params().model_dump(mode="json", exclude_none=True)}
     layer: dict[str, Any] = {"channels": 4, "kernel": 3}

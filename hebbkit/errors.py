@@ -45,6 +45,10 @@ class TuneSetupError(HebbkitError):
     """Ray could not be started or joined, or cannot give a trial what it asks for."""
 
 
+class TrackerError(HebbkitError):
+    """An experiment tracker cannot be used (unknown, not installed, bad ``--track``)."""
+
+
 class TrainingDiverged(HebbkitError):
     """Weights or losses became NaN/Inf."""
 

@@ -80,5 +80,16 @@ def register_datasets(register: Register) -> None:
 
 
 @hookspec
+def register_trackers(register: Register) -> None:
+    """Register experiment trackers: ``factory(params)`` returns an object with
+    ``start(run)``, ``log_metrics(metrics, step)`` and ``finish(status, summary)`` (see
+    :mod:`hebbkit.tracking`). The params model must subclass
+    :class:`hebbkit.tracking.TrackerParams` (its ``uri`` is what ``--track NAME:URI`` gives).
+    Trackers are chosen per machine, never in a recipe; a tracker that raises is switched off
+    for the rest of the run with a warning, and the run goes on.
+    """
+
+
+@hookspec
 def register_commands(cli: typer.Typer) -> None:
     """Add sub-commands to the ``hebbkit`` typer application ``cli``."""

@@ -322,7 +322,8 @@ def _registrar(
 
 def _public_name(model: type[Params]) -> str:
     """Where a plugin author imports ``model`` from (hebbkit.plasticity.PlasticityParams)."""
-    home = {"PlasticityParams": "hebbkit.plasticity"}.get(model.__qualname__, model.__module__)
+    homes = {"PlasticityParams": "hebbkit.plasticity", "TrackerParams": "hebbkit.tracking"}
+    home = homes.get(model.__qualname__, model.__module__)
     return f"{home}.{model.__qualname__}"
 
 

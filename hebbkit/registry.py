@@ -7,7 +7,8 @@ name: everything arrives through the ``register_*`` hooks (see :mod:`hebbkit.hoo
 :data:`FAMILIES` is the one table of what a family is: its description, the hook that
 registers it and the base class its params models must extend. ``PlasticityParams`` is
 defined here (and re-exported by :mod:`hebbkit.plasticity`) because it is part of that
-table; it needs pydantic only, which keeps this module a torch-free leaf.
+table, as is ``TrackerParams`` (re-exported by :mod:`hebbkit.tracking`); both need pydantic
+only, which keeps this module a torch-free leaf.
 """
 
 from __future__ import annotations
@@ -39,6 +40,18 @@ class PlasticityParams(Params):
     adaptive: bool = Field(True, description="adaptive rate; else linear decay to 0")
     normalize: Literal["max", "none"] = Field(
         "max", description="divide Δw by its global max |Δw| before applying the rate"
+    )
+
+
+class TrackerParams(Params):
+    """Settings of every experiment tracker (plugins subclass this).
+
+    Trackers are chosen per machine (``--track NAME[:URI]`` / ``HEBBKIT_TRACK``), never in a
+    recipe: ``uri`` is the part after the colon.
+    """
+
+    uri: str | None = Field(
+        None, description="where to log: a tracking URI or a folder (default: the tracker's own)"
     )
 
 
@@ -88,6 +101,13 @@ FAMILIES: dict[str, Family] = {
             "dataset",
             "source.load(root, train=..., download=...) -> ImageSet: a labelled image set",
             "register_datasets",
+        ),
+        Family(
+            "tracker",
+            "tracker.start(run), .log_metrics(metrics, step), .finish(...): an experiment "
+            "tracker, chosen per machine with --track (never in a recipe)",
+            "register_trackers",
+            TrackerParams,
         ),
     )
 }

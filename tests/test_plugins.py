@@ -25,6 +25,7 @@ from hebbkit.hookspecs import hookimpl
 from hebbkit.plasticity import PlasticityParams
 from hebbkit.plugins import add_commands, build_registry, make_plugin_manager
 from hebbkit.registry import Params, Registry
+from hebbkit.tracking import TrackedRun, TrackerParams
 from tests.plugin_helpers import (
     DATA_ROOT,
     GOOD_PLUGIN,
@@ -145,6 +146,52 @@ def test_hook_register_datasets() -> None:
             register("nothing", lambda p: Source(), params=NoParams)
 
     _registered(Plugin(), "dataset", "nothing")
+
+
+class JsonLinesTracker:
+    """A third party's tracker: every call as a JSON line in its own folder of the run."""
+
+    def __init__(self, params: TrackerParams) -> None:
+        self.path: Path | None = None
+
+    def _write(self, **entry: Any) -> None:
+        assert self.path is not None
+        with self.path.open("a") as file:
+            file.write(json.dumps(entry, default=str) + "\n")
+
+    def start(self, run: TrackedRun) -> None:
+        run.files.mkdir(parents=True, exist_ok=True)
+        self.path = run.files / "calls.jsonl"
+        self._write(call="start", name=run.name, params=run.params)
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        self._write(call="log_metrics", metrics=metrics, step=step)
+
+    def finish(self, status: str, summary: Any) -> None:
+        self._write(call="finish", status=status)
+
+
+def test_hook_register_trackers(tmp_path: Path) -> None:
+    class Plugin:
+        @hookimpl
+        def register_trackers(self, register):
+            register("jsonl", JsonLinesTracker, params=TrackerParams, description="JSON lines")
+
+    component = _registered(Plugin(), "tracker", "jsonl")
+    tracker = component.build()
+    files = tmp_path / "trackers" / "jsonl"
+    run_info = TrackedRun("exp", "run", tmp_path, tmp_path, files, {"seed": 0})
+    tracker.start(run_info)
+    tracker.log_metrics({"readout/test_accuracy": 0.5}, 3)
+    tracker.finish("finished", {})
+    calls = [json.loads(line) for line in (files / "calls.jsonl").read_text().splitlines()]
+    assert [c["call"] for c in calls] == ["start", "log_metrics", "finish"]
+    assert calls[1] == {"call": "log_metrics", "metrics": {"readout/test_accuracy": 0.5}, "step": 3}
+
+
+def test_tracker_params_must_extend_tracker_params() -> None:
+    message = _error(_plugin("register_trackers", "t", JsonLinesTracker, params=NoParams))
+    assert "must subclass hebbkit.tracking.TrackerParams" in message
 
 
 def test_hook_register_commands() -> None:

@@ -248,3 +248,46 @@ def test_ray_temp_must_keep_socket_paths_short() -> None:
     check_ray_temp(Path("/tmp/ray"))
     with pytest.raises(TuneSetupError, match="--ray-temp"):
         check_ray_temp(Path("/tmp") / ("x" * 60))
+
+
+# --- trials share Hebbian phases and log through the trackers (issue 14) ----------------------
+
+
+def test_read_out_search_learns_one_phase_and_logs_every_trial(
+    tmp_path: Path, local_ray: None
+) -> None:
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator"
+    )
+    data = copy.deepcopy(TINY_RECIPE)
+    data["name"] = "lr_search"
+    data["data"].update(train_subset=300, test_subset=200)
+    data["search"] = {
+        "metric": "test_accuracy",
+        "algorithm": "grid",
+        "space": {"readout.lr": {"grid": [0.001, 0.01]}},
+    }
+    recipe = tmp_path / "search.toml"
+    recipe.write_text(tomli_w.dumps(data))
+    out, boards = tmp_path / "search", tmp_path / "boards"
+    args = ["tune", str(recipe), "--out", str(out), "--data-root", str(DATA)]
+    args += ["--offline", "--max-concurrent", "1", "--track", f"tensorboard:{boards}"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+    trials = pl.read_parquet(out / "trials.parquet")
+    assert trials["status"].to_list() == ["ok", "ok"]
+    summaries = [json.loads((Path(f) / "summary.json").read_text()) for f in trials["run_folder"]]
+    assert summaries[0]["hebbian_hash"] == summaries[1]["hebbian_hash"]
+    # one trial learnt the phase, the other took it (through the cache) from that trial
+    learnt = [
+        f for f, s in zip(trials["run_folder"], summaries, strict=True) if "hebbian_from" not in s
+    ]
+    taken = [s["hebbian_from"] for s in summaries if "hebbian_from" in s]
+    assert len(learnt) == 1 and taken == learnt
+    assert not (out / ".hebbian-cache").exists()  # removed when the search ended
+    for folder in trials["run_folder"]:
+        events = boards / "lr_search" / Path(folder).name
+        reader = event_accumulator.EventAccumulator(str(events))
+        reader.Reload()
+        assert [e.step for e in reader.Scalars("readout/test_accuracy")] == [1]

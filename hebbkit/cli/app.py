@@ -30,6 +30,12 @@ EXAMPLES: dict[str, list[str]] = {
         "hebbkit run mnist_zero",
         "hebbkit run recipes/mnist_softhebb.toml -s 'layers.*.init=random-binary' --device cuda",
         "hebbkit run mnist_zero -s data.train_subset=2000 -s readout.epochs=3 --out runs/quick",
+        "hebbkit run mnist_softhebb -s readout.epochs=50 --hebbian-from runs/mnist_softhebb/RUN",
+        "hebbkit run mnist_zero --track mlflow:sqlite:///mlruns.db --track tensorboard",
+    ],
+    "eval": [
+        "hebbkit eval runs/mnist_zero/RUN",
+        "hebbkit eval runs/mnist_zero/RUN --dataset fashion_mnist --json",
     ],
     "inspect": [
         "hebbkit inspect mnist_softhebb",
@@ -122,6 +128,7 @@ plugin_app = typer.Typer(
 plugins_app = typer.Typer(epilog=examples("plugins"))
 
 app.command("run", epilog=examples("run"))(run.run)
+app.command("eval", epilog=examples("eval"))(run.evaluate)
 app.command("inspect", epilog=examples("inspect"))(run.inspect)
 plugins_app.callback(invoke_without_command=True)(components.plugins)
 plugins_app.command("show", epilog=examples("plugins show"))(components.plugin_show)

@@ -49,6 +49,16 @@ OfflineOption = Annotated[
     bool, typer.Option("--offline", help="never download data (also HEBBKIT_OFFLINE=1)")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+TrackOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--track",
+        help="log to an experiment tracker: NAME[:URI], e.g. mlflow, "
+        "mlflow:sqlite:///runs/mlflow.db, tensorboard, tensorboard:runs/tb (repeatable; "
+        "default $HEBBKIT_TRACK, comma-separated)",
+        show_default=False,
+    ),
+]
 
 
 def print_error(error: HebbkitError) -> None:

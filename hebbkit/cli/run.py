@@ -18,6 +18,7 @@ from hebbkit.cli.options import (
     QuietOption,
     RecipeArg,
     SetOption,
+    TrackOption,
     err,
     out,
     user_errors,
@@ -44,27 +45,86 @@ def run(
         Path | None,
         typer.Option("--out", help="run folder (default runs/<recipe name>/<timestamp>)"),
     ] = None,
+    hebbian_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--hebbian-from",
+            help="train only the read-out, on the Hebbian weights of this finished run "
+            "(its seed, data, Hebbian settings and layers must match the recipe's)",
+        ),
+    ] = None,
     data_root: DataRootOption = None,
     device: DeviceOption = None,
     offline: OfflineOption = False,
+    track: TrackOption = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="replace --out if it exists, once the run succeeded")
     ] = False,
     quiet: QuietOption = False,
 ) -> None:
     """Train and evaluate one recipe; write its run folder."""
-    from hebbkit.engine.progress import QuietProgress, RichProgress
+    from hebbkit.engine.progress import make_progress
     from hebbkit.runs.folder import default_run_folder
-    from hebbkit.runs.run import Machine, run_recipe
+    from hebbkit.runs.run import Machine, RunOrigin, run_recipe
 
     spec = _load(recipe, overrides)
-    machine = Machine.from_flags(data_root, device, offline)
+    machine = Machine.from_flags(data_root, device, offline, track)
     folder = (out_dir or default_run_folder(spec.name)).resolve()
-    progress = QuietProgress() if quiet else RichProgress(err)
     summary = run_recipe(
-        spec, folder, get_registry(), machine, overwrite=overwrite, progress=progress
+        spec,
+        folder,
+        get_registry(),
+        machine,
+        overwrite=overwrite,
+        progress=make_progress(quiet, err),
+        hebbian_from=hebbian_from,
+        origin=RunOrigin(source=recipe),
     )
     _print_summary(summary, folder, overrides or [])
+
+
+@user_errors
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run folder", show_default=False)],
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset", help="evaluate on this dataset's test images (default: the run's own)"
+        ),
+    ] = None,
+    data_root: DataRootOption = None,
+    device: DeviceOption = None,
+    offline: OfflineOption = False,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Evaluate a finished run's network and read-out again (nothing is written)."""
+    from hebbkit.engine.progress import make_progress
+    from hebbkit.runs.evaluate import evaluate_run
+    from hebbkit.runs.run import Machine
+
+    result = evaluate_run(
+        run_dir,
+        get_registry(),
+        Machine.from_flags(data_root, device, offline, track=[]),
+        dataset=dataset,
+        progress=make_progress(quiet or as_json, err),
+    )
+    if as_json:
+        out.print_json(json.dumps(result.as_dict()))
+        return
+    table = Table(title=f"{run_dir} on {result.dataset}")
+    for column in ("split", "images", "accuracy", "recorded by the run"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for name, (images, value) in result.splits.items():
+        recorded = result.recorded.get(name)
+        table.add_row(
+            name,
+            f"{images:,}",
+            f"{100 * value:.2f}%",
+            f"{100 * recorded:.2f}%" if recorded is not None else "–",
+        )
+    out.print(table)
 
 
 def _print_summary(summary: Any, folder: Path, overrides: list[str]) -> None:
@@ -82,6 +142,8 @@ def _print_summary(summary: Any, folder: Path, overrides: list[str]) -> None:
     for index, rate in enumerate(summary["hebbian_images_per_second"]):
         table.add_row(f"Hebbian layer {index} images/s", f"{rate:.0f}")
     table.add_row("peak memory", f"{summary['peak_rss_bytes'] / 1024**3:.2f} GiB")
+    if summary.get("hebbian_from"):
+        table.add_row("Hebbian weights from", str(summary["hebbian_from"]))
     out.print(table)
     out.print(f"Run folder: {folder}")
 

@@ -15,6 +15,7 @@ from hebbkit.cli.options import (
     OfflineOption,
     QuietOption,
     SetOption,
+    TrackOption,
     echo,
     err,
     out,
@@ -77,18 +78,21 @@ def grid(
     data_root: DataRootOption = None,
     device: DeviceOption = None,
     offline: OfflineOption = False,
+    track: TrackOption = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="validate every run's recipe and list the runs")
     ] = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Run every run of a grid file (resumable: finished runs are kept) and tabulate them."""
+    """Run every run of a grid file (resumable: finished runs are kept) and tabulate them.
+
+    Runs that differ only in read-out keys learn their Hebbian phase once."""
     from hebbkit.config.packaged import resolve_recipe
-    from hebbkit.engine.progress import QuietProgress, RichProgress
+    from hebbkit.engine.progress import make_progress
     from hebbkit.runs.folder import runs_root
     from hebbkit.runs.grid import load_grid, parse_seeds, run_grid
     from hebbkit.runs.options import ray_options
-    from hebbkit.runs.run import Machine
+    from hebbkit.runs.run import Machine, track_setting
     from hebbkit.runs.run import data_root as resolve_data_root
     from hebbkit.runs.run import offline as is_offline
 
@@ -117,9 +121,10 @@ def grid(
             data_root=resolve_data_root(data_root),
             offline=is_offline(offline),
             unit="run",
+            track=track_setting(track),
         )
     else:
-        machine = Machine.from_flags(data_root, device, offline)
+        machine = Machine.from_flags(data_root, device, offline, track)
     try:
         outcomes = run_grid(
             plan,
@@ -128,7 +133,7 @@ def grid(
             command=command,
             machine=machine,
             ray=ray,
-            progress=(lambda: QuietProgress()) if quiet else (lambda: RichProgress(err)),
+            progress=lambda: make_progress(quiet, err),
             echo=echo,
         )
     except KeyboardInterrupt:

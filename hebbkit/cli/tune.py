@@ -16,6 +16,7 @@ from hebbkit.cli.options import (
     OfflineOption,
     RecipeArg,
     SetOption,
+    TrackOption,
     echo,
     err,
     out,
@@ -73,6 +74,7 @@ def tune(
         ),
     ] = None,
     offline: OfflineOption = False,
+    track: TrackOption = None,
     ray_temp: Annotated[
         Path | None,
         typer.Option("--ray-temp", help="Ray's temporary folder (local Ray; default /tmp/ray)"),
@@ -92,6 +94,7 @@ def tune(
     from hebbkit.runs.options import ray_options
     from hebbkit.runs.run import data_root as resolve_data_root
     from hebbkit.runs.run import offline as is_offline
+    from hebbkit.runs.run import track_setting
     from hebbkit.runs.search import dry_run as sample_trials
     from hebbkit.runs.search import invalid_samples_error, load_plan
     from hebbkit.runs.tune import run_search
@@ -115,6 +118,7 @@ def tune(
         ray_temp=ray_temp,
         resume=resume,
         verbose=verbose,
+        track=track_setting(track),
     )
     result = run_search(plan, options, registry, out=out_dir, num_samples=num_samples, echo=echo)
     show(out, result.folder, result.plan, result.frame, top)

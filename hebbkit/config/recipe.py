@@ -8,6 +8,8 @@ registry, so a plugin's parameters get exactly the validation and messages ours 
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -353,6 +355,58 @@ def protocol_of(data: dict[str, Any]) -> dict[str, Any]:
     protocol: each of :data:`PROTOCOL_PATHS` and its value (None where unset: all data)."""
     flat = flatten_recipe(data)
     return {path: flat.get(path) for path in PROTOCOL_PATHS}
+
+
+#: Dotted recipe paths that determine the Hebbian weights: the seed, the images the Hebbian
+#: phase sees (dataset, training subset, validation split), the Hebbian settings and the
+#: layers. ``hebbian.diagnostics`` only decides when statistics are recorded; the read-out,
+#: ``data.test_subset``, name and description do not touch the Hebbian weights.
+HEBBIAN_PATHS = (
+    "seed",
+    "deterministic",
+    "data.dataset",
+    "data.train_subset",
+    "data.validation",
+    "hebbian",
+    "layers",
+)
+NOT_HEBBIAN_PATHS = ("hebbian.diagnostics",)
+
+
+def is_hebbian_path(path: str) -> bool:
+    """Whether the dotted recipe ``path`` (``layers.*.init``, ``readout.lr``) can change the
+    Hebbian weights."""
+
+    def under(prefixes: tuple[str, ...]) -> bool:
+        return any(path == p or path.startswith(f"{p}.") for p in prefixes)
+
+    # a whole table (``data``) holds Hebbian keys too
+    above = any(p.startswith(f"{path}.") for p in HEBBIAN_PATHS)
+    return above or (under(HEBBIAN_PATHS) and not under(NOT_HEBBIAN_PATHS))
+
+
+def hebbian_config(recipe: Recipe) -> dict[str, Any]:
+    """The resolved recipe's keys that determine the Hebbian weights, flattened, in recipe
+    order."""
+    return {k: v for k, v in flatten_recipe(recipe_dict(recipe)).items() if is_hebbian_path(k)}
+
+
+def hebbian_hash(recipe: Recipe) -> str:
+    """sha256 (first 16 hex digits) of :func:`hebbian_config`: runs with the same hash learn
+    the same Hebbian weights, whatever their read-out."""
+    text = json.dumps(hebbian_config(recipe), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def first_difference(mine: dict[str, Any], theirs: dict[str, Any]) -> str | None:
+    """The first key (in ``mine``'s order, then ``theirs``') whose values differ."""
+    for key in [*mine, *(k for k in theirs if k not in mine)]:
+        if mine.get(key, _MISSING) != theirs.get(key, _MISSING):
+            return key
+    return None
+
+
+_MISSING = object()
 
 
 def component_params(spec: Params) -> dict[str, Any]:

@@ -293,6 +293,14 @@ def adam(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimi
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
 
 
+def readout_model(
+    features: int, n_classes: int, dropout: float, seed: int, device: torch.device
+) -> nn.Module:
+    """Dropout → Linear: the read-out a run trains (and ``hebbkit eval`` loads back)."""
+    mask = SeededDropout(dropout, derive_seed(seed, "readout-dropout"), device)
+    return nn.Sequential(mask, nn.Linear(features, n_classes)).to(device)
+
+
 @dataclass
 class ReadoutResult:
     model: nn.Module
@@ -314,8 +322,7 @@ def readout_phase(
     labels = labels.to(device)
     evaluations = {name: (x, y.to(device)) for name, (x, y) in evaluations.items()}
     torch.manual_seed(derive_seed(seed, "readout-init"))
-    dropout = SeededDropout(config.dropout, derive_seed(seed, "readout-dropout"), device)
-    model = nn.Sequential(dropout, nn.Linear(features.shape[1], n_classes)).to(device)
+    model = readout_model(features.shape[1], n_classes, config.dropout, seed, device)
     optimizer = adam(model, config.lr, config.weight_decay)
     generator = torch.Generator().manual_seed(derive_seed(seed, "readout-order"))
     count = features.shape[0]

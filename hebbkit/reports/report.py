@@ -56,12 +56,23 @@ def runs_frame(collection: Collection) -> pl.DataFrame:
                 "python": versions.get("python"),
                 "torch": versions.get("torch"),
                 "hebbkit": versions.get("hebbkit"),
+                "hebbkit_commit": _commit(summary, "hebbkit"),
+                "recipe_commit": _commit(summary, "recipe"),
+                "hebbian_from": summary.get("hebbian_from"),
                 "started_at": summary.get("started_at"),
                 "finished_at": summary.get("finished_at"),
                 "folder": str(run.folder),
             }
         )
     return pl.from_dicts(rows, infer_schema_length=None)
+
+
+def _commit(summary: Any, which: str) -> str | None:
+    """``abc1234`` or ``abc1234+dirty``: the git state a run recorded (None before it did)."""
+    state = (summary.get("git") or {}).get(which)
+    if not state or not state.get("commit"):
+        return None
+    return state["commit"][:7] + ("+dirty" if state.get("dirty") else "")
 
 
 def _hardware_text(hardware: dict[str, Any]) -> str:
@@ -407,7 +418,8 @@ def runs_markdown(frame: pl.DataFrame, root: Path) -> str:
                 _pct(row["seconds_readout"], 0),
                 str(row["hardware"]),
                 str(row["torch"]),
-                str(row["hebbkit"]),
+                str(row["hebbkit"])
+                + (f" @ {row['hebbkit_commit']}" if row.get("hebbkit_commit") else ""),
                 str(row["finished_at"] or "–"),
                 _relative(Path(row["folder"]), root),
             ]
@@ -531,8 +543,19 @@ def _overview(runs: pl.DataFrame) -> str:
         "Versions: "
         + "; ".join(f"python {p}, torch {t}, hebbkit {h}" for p, t, h in versions)
         + ".",
+        _commits_text(runs),
     ]
     return " ".join(p for p in parts if p)
+
+
+def _commits_text(runs: pl.DataFrame) -> str:
+    """The git commits the runs were made with (hebbkit's and the recipes'), where recorded."""
+    parts = []
+    for column, what in (("hebbkit_commit", "hebbkit"), ("recipe_commit", "recipes")):
+        commits = sorted({c for c in runs[column].to_list() if c}) if column in runs.columns else []
+        if commits:
+            parts.append(f"{what} at {', '.join(f'`{c}`' for c in commits)}")
+    return f"Code: {'; '.join(parts)}." if parts else ""
 
 
 def _slug(name: str) -> str:

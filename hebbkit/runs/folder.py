@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,11 +33,17 @@ FILTERS_FILE = "filters.png"
 ERROR_FILE = "error.txt"
 #: in a stopped trial's folder: why Tune stopped it
 STOPPED_FILE = "stopped.txt"
+#: each experiment tracker's own files (e.g. TensorBoard's event files): trackers/<name>/
+TRACKERS_DIR = "trackers"
 
 # --- names of unfinished run folders, beside the folder they were meant to become -------------
 FAILED_MARK = ".failed-"
 PARTIAL_MARK = ".partial-"
 STOPPED_SUFFIX = ".stopped"
+
+# --- beside the runs of a grid or a search ------------------------------------------------------
+#: Hebbian phases shared by runs that differ only in read-out keys: <hash>.pt
+HEBBIAN_CACHE_DIR = ".hebbian-cache"
 
 # --- a grid's output folder ------------------------------------------------------------------
 #: the plan, for ``hebbkit report``
@@ -100,6 +106,12 @@ class RunSummary(TypedDict, total=False):
     versions: dict[str, str]
     components: dict[str, dict[str, str]]
     command: list[str]
+    #: git commit and dirty flag of the hebbkit checkout and of the recipe's folder
+    git: dict[str, dict[str, Any]]
+    #: sha256 (16 hex digits) of everything that determines the Hebbian weights
+    hebbian_hash: str
+    #: the run folder or cache entry whose Hebbian weights this run reused (no Hebbian phase)
+    hebbian_from: str
     started_at: str
     finished_at: str
 
@@ -178,6 +190,12 @@ def check_run_folder(folder: Path, overwrite: bool) -> None:
         )
 
 
+def staging_path(folder: Path, pid: int | None = None) -> Path:
+    """Where the run meant to become ``folder`` is written while it runs (by process ``pid``,
+    default this one): what to read to watch a run."""
+    return folder.parent / f".{folder.name}{PARTIAL_MARK}{os.getpid() if pid is None else pid}"
+
+
 @contextmanager
 def staged_folder(folder: Path, overwrite: bool) -> Iterator[Path]:
     """Yield a staging folder that becomes ``folder`` only if the block succeeds."""
@@ -186,7 +204,7 @@ def staged_folder(folder: Path, overwrite: bool) -> Iterator[Path]:
         folder.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise RunFolderError(f"Cannot create {folder.parent}: {error}.") from None
-    staging = folder.parent / f".{folder.name}{PARTIAL_MARK}{os.getpid()}"
+    staging = staging_path(folder)
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()
@@ -219,10 +237,26 @@ def metrics_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.from_dicts(rows, infer_schema_length=None)
 
 
-def write_metrics(folder: Path, rows: list[dict[str, Any]]) -> None:
+def write_metrics(folder: Path, rows: list[dict[str, Any]], *, live: bool = False) -> None:
+    """The metrics table as Parquet and CSV; ``live``: Parquet only, as it grows during a run.
+
+    Parquet is replaced atomically, so a reader (``pl.read_parquet``) mid-run always finds a
+    whole table; a run rewrites it after every row (tens to a few hundred rows: milliseconds).
+    """
     frame = metrics_frame(rows)
-    frame.write_parquet(folder / METRICS_FILE)
-    frame.write_csv(folder / METRICS_CSV)
+    replace_atomically(folder / METRICS_FILE, frame.write_parquet)
+    if not live:
+        frame.write_csv(folder / METRICS_CSV)
+
+
+def replace_atomically(path: Path, write: Callable[[Path], Any]) -> None:
+    """``write(temporary)`` beside ``path``, then rename it over ``path`` in one step."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def read_metrics(folder: Path) -> pl.DataFrame:
@@ -232,7 +266,7 @@ def read_metrics(folder: Path) -> pl.DataFrame:
 
 
 def write_table(path: Path, rows: list[dict[str, Any]]) -> None:
-    pl.from_dicts(rows).write_parquet(path)
+    replace_atomically(path, pl.from_dicts(rows).write_parquet)
 
 
 def write_frame(frame: pl.DataFrame, parquet: Path, csv: Path) -> None:

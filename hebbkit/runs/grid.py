@@ -34,6 +34,7 @@ from hebbkit.config.overrides import apply_overrides
 from hebbkit.config.recipe import (
     Recipe,
     flatten_recipe,
+    hebbian_hash,
     protocol_of,
     recipe_dict,
     validate_recipe,
@@ -45,6 +46,7 @@ from hebbkit.errors import GridError, HebbkitError, RecipeError, RunFolderError
 from hebbkit.registry import Registry
 from hebbkit.runs import ray as adapter
 from hebbkit.runs.folder import (
+    HEBBIAN_CACHE_DIR,
     MANIFEST_FILE,
     RECIPE_FILE,
     SEED_FOLDER,
@@ -55,7 +57,9 @@ from hebbkit.runs.folder import (
     is_finished as folder_is_finished,
 )
 from hebbkit.runs.options import RayOptions
-from hebbkit.runs.run import Machine, run_recipe
+from hebbkit.runs.reuse import HebbianCache, from_run_folder
+from hebbkit.runs.run import Machine, RunOrigin, run_recipe
+from hebbkit.runs.tracking import build_trackers
 
 # --- the plan --------------------------------------------------------------------------------
 
@@ -79,6 +83,15 @@ class GridRun:
     def folder(self) -> Path:
         """Relative to the grid's output folder."""
         return Path(self.label) / SEED_FOLDER.format(seed=self.seed)
+
+    @property
+    def name(self) -> str:
+        """``<label>/seed<k>``: how trackers name the run."""
+        return self.folder.as_posix()
+
+    @property
+    def hebbian_hash(self) -> str:
+        return hebbian_hash(self.recipe)
 
 
 @dataclass
@@ -465,6 +478,53 @@ def pending(plan: GridPlan, out: Path, registry: Registry) -> tuple[list[GridRun
     return finished, todo
 
 
+@dataclass
+class HebbianSharing:
+    """Which runs of a grid share a Hebbian phase (same :func:`hebbian_hash`).
+
+    A run to do whose phase a finished run of the grid learnt takes it from that run's
+    folder; runs to do that share a phase among themselves go through a cache in the grid's
+    output folder, removed once all of them have finished.
+    """
+
+    cache: Path
+    #: hashes shared by two or more runs to do
+    shared: set[str] = field(default_factory=set)
+    #: hash -> folder of a finished run of the grid
+    finished: dict[str, Path] = field(default_factory=dict)
+
+    @classmethod
+    def plan(cls, out: Path, finished: list[GridRun], todo: list[GridRun]) -> HebbianSharing:
+        keys = [run.hebbian_hash for run in todo]
+        sources = {run.hebbian_hash: out / run.folder for run in finished}
+        shared = {key for key in keys if keys.count(key) > 1 and key not in sources}
+        return cls(out / HEBBIAN_CACHE_DIR, shared, sources)
+
+    def source(self, run: GridRun) -> tuple[Path | None, Path | None]:
+        """(``hebbian_from``, ``hebbian_cache``) for ``run``."""
+        key = run.hebbian_hash
+        if key in self.finished:
+            return self.finished[key], None
+        return None, self.cache if key in self.shared else None
+
+    def seed_cache(self, todo: list[GridRun], registry: Registry) -> None:
+        """Put the phases of finished runs that runs to do need into the cache, for runs
+        in other processes (Ray) that cannot be handed a folder each."""
+        for run in todo:
+            key = run.hebbian_hash
+            if key in self.finished and key not in self.shared:
+                state = from_run_folder(self.finished[key], run.recipe, registry)
+                HebbianCache(self.cache).store(state, learnt_by=self.finished[key])
+                self.shared.add(key)
+
+    def forget(self, outcomes: list[Outcome]) -> None:
+        """Remove the cache entries no run needs any more (all their runs finished)."""
+        failed = {o.run.hebbian_hash for o in outcomes if o.status == "failed"}
+        done = [key for key in self.shared if key not in failed]
+        if done:
+            HebbianCache(self.cache).remove(done)
+
+
 def run_local(
     runs: list[GridRun],
     out: Path,
@@ -473,15 +533,33 @@ def run_local(
     *,
     progress: Callable[[], ProgressReporter],
     echo: Callable[[str], None],
+    sharing: HebbianSharing | None = None,
+    experiment: str | None = None,
+    command: list[str] | None = None,
 ) -> list[Outcome]:
-    """Run ``runs`` one after another in this process; a failed run does not stop the rest."""
+    """Run ``runs`` one after another in this process; a failed run does not stop the rest.
+
+    Runs that share a Hebbian phase (``sharing``) learn it once.
+    """
+    sharing = sharing or HebbianSharing(out / HEBBIAN_CACHE_DIR)
     outcomes = []
     for number, run in enumerate(runs, start=1):
         echo(f"[{number}/{len(runs)}] {run.label} seed {run.seed}")
         started = time.perf_counter()
+        hebbian_from, hebbian_cache = sharing.source(run)
         try:
             summary = run_recipe(
-                run.recipe, out / run.folder, registry, machine, overwrite=True, progress=progress()
+                run.recipe,
+                out / run.folder,
+                registry,
+                machine,
+                overwrite=True,
+                progress=progress(),
+                hebbian_from=hebbian_from,
+                hebbian_cache=hebbian_cache,
+                origin=RunOrigin(
+                    source=run.base, command=command, experiment=experiment, name=run.name
+                ),
             )
         except KeyboardInterrupt:
             raise
@@ -497,8 +575,10 @@ def run_local(
             continue
         seconds = time.perf_counter() - started
         outcomes.append(Outcome(run, "ran", None, seconds, summary))
-        echo(f"    test accuracy {100 * summary['test_accuracy']:.2f}% in {seconds:.0f} s")
+        reused = " (Hebbian phase reused)" if summary.get("hebbian_from") else ""
+        echo(f"    test accuracy {100 * summary['test_accuracy']:.2f}% in {seconds:.0f} s{reused}")
         _free_device_memory(machine)
+    sharing.forget(outcomes)
     return outcomes
 
 
@@ -512,12 +592,20 @@ def _free_device_memory(machine: Machine) -> None:
 
 
 def run_on_ray(
-    runs: list[GridRun], out: Path, options: RayOptions, echo: Callable[[str], None]
+    runs: list[GridRun],
+    out: Path,
+    options: RayOptions,
+    echo: Callable[[str], None],
+    *,
+    sharing: HebbianSharing | None = None,
+    experiment: str | None = None,
+    command: list[str] | None = None,
 ) -> list[Outcome]:
     """Run ``runs`` as trials of one Ray Tune experiment.
 
     Each trial is ``hebbkit run`` into the run's folder; Tune only schedules (resources per
-    run, concurrency, cluster).
+    run, concurrency, cluster). Runs that share a Hebbian phase go through the grid's cache
+    (concurrent ones may each learn it).
     """
     adapter.require_tune("--address")
     jobs = [
@@ -535,6 +623,14 @@ def run_on_ray(
         "device": options.device,
         "offline": options.offline,
         "threads": max(1, int(options.cpus_per_trial)),
+        "track": options.track,
+        "hebbian_cache": str(sharing.cache) if sharing and sharing.shared else None,
+        "experiment": experiment,
+        "command": command,
+        "runs": {
+            job["folder"]: {"name": run.name, "source": str(run.base)}
+            for job, run in zip(jobs, runs, strict=True)
+        },
     }
     started = time.perf_counter()
     with adapter.connect(options):
@@ -554,6 +650,8 @@ def run_on_ray(
         else:
             error = errors.get(index) or "the trial ended without a summary.json"
             outcomes.append(Outcome(run, "failed", error))
+    if sharing is not None:
+        sharing.forget(outcomes)
     return outcomes
 
 
@@ -574,6 +672,7 @@ def run_grid(
     (the command line that reproduces the grid) goes into the manifest.
     """
     finished, todo = pending(plan, out, registry)
+    build_trackers((ray or machine or Machine()).track, registry)  # a bad --track stops here
     write_manifest(out, plan, command)
     where = f"on {ray.address}" if ray is not None else "here, one after another"
     echo(
@@ -582,6 +681,20 @@ def run_grid(
     )
     if not todo:
         return []
+    sharing = HebbianSharing.plan(out, finished, todo)
     if ray is not None:
-        return run_on_ray(todo, out, ray, echo)
-    return run_local(todo, out, registry, machine or Machine(), progress=progress, echo=echo)
+        sharing.seed_cache(todo, registry)
+        return run_on_ray(
+            todo, out, ray, echo, sharing=sharing, experiment=plan.name, command=command
+        )
+    return run_local(
+        todo,
+        out,
+        registry,
+        machine or Machine(),
+        progress=progress,
+        echo=echo,
+        sharing=sharing,
+        experiment=plan.name,
+        command=command,
+    )

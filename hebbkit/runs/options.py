@@ -4,13 +4,14 @@ validated once for both (no Ray import here)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from hebbkit.errors import HebbkitError
 from hebbkit.runs.run import device_setting
+from hebbkit.runs.tracking import TrackSpec
 
 
 @dataclass
@@ -28,6 +29,8 @@ class RayOptions:
     offline: bool = False
     resume: bool = False
     verbose: bool = False
+    #: the experiment trackers every trial logs to
+    track: list[TrackSpec] = field(default_factory=list)
 
 
 def ray_address(flag: str | None) -> str:
@@ -55,6 +58,7 @@ def ray_options(
     resume: bool = False,
     verbose: bool = False,
     unit: str = "trial",
+    track: list[TrackSpec] | None = None,
 ) -> RayOptions:
     """Check the Ray flags of a search (``unit="trial"``) or a grid (``unit="run"``).
 
@@ -99,4 +103,5 @@ def ray_options(
         offline=offline,
         resume=resume,
         verbose=verbose,
+        track=list(track or []),
     )

@@ -55,9 +55,7 @@ def filter_image(weight: torch.Tensor, max_filters: int = 64, columns: int = 8) 
     return grid.permute(1, 2, 0).clamp(0, 1).numpy()
 
 
-def draw_filters(
-    axis: Any, weight: torch.Tensor, max_filters: int = 64, columns: int = 8
-) -> None:
+def draw_filters(axis: Any, weight: torch.Tensor, max_filters: int = 64, columns: int = 8) -> None:
     """``weight``'s filters on ``axis``, with how many are distinct (of all) below them."""
     axis.imshow(filter_image(weight, max_filters, columns), interpolation="nearest")
     axis.set_xticks([])
@@ -83,7 +81,5 @@ def save_filter_pictures(
     ):
         draw_filters(axis, weight, max_filters, columns)
         axis.set_title(title, fontsize=9)
-    figure.suptitle(
-        f"first-layer filters {tuple(initial.shape)}\n{FILTER_CONVENTION}", fontsize=8
-    )
+    figure.suptitle(f"first-layer filters {tuple(initial.shape)}\n{FILTER_CONVENTION}", fontsize=8)
     return save_figure(figure, path)

@@ -33,6 +33,7 @@ from hebbkit.errors import HebbkitError, TuneSetupError
 from hebbkit.plugins import get_registry
 from hebbkit.runs.folder import (
     ERROR_FILE,
+    HEBBIAN_CACHE_DIR,
     RAY_DIR,
     STOPPED_FILE,
     STOPPED_SUFFIX,
@@ -46,7 +47,7 @@ from hebbkit.runs.folder import (
     staged_attempts,
 )
 from hebbkit.runs.options import RayOptions
-from hebbkit.runs.run import Machine, resolve_device, run_recipe
+from hebbkit.runs.run import Machine, RunOrigin, resolve_device, run_recipe
 from hebbkit.runs.search import SearchPlan, trial_recipe
 from hebbkit.runs.trials import EPOCH_METRICS, TrialRecord
 
@@ -66,7 +67,6 @@ def require_tune(what: str = "This") -> Any:
             "pip install 'hebbkit[tune]'."
         ) from None
     return tune
-
 
 
 @dataclass
@@ -237,9 +237,18 @@ def run_in_trial(
         data_root=Path(context["data_root"]),
         device=resolve_device(context["device"]),
         offline=context["offline"],
+        track=context.get("track", []),
     )
+    cache = context.get("hebbian_cache")
     return run_recipe(
-        recipe, folder, get_registry(), machine, overwrite=True, on_metrics=on_metrics
+        recipe,
+        folder,
+        get_registry(),
+        machine,
+        overwrite=True,
+        on_metrics=on_metrics,
+        hebbian_cache=Path(cache) if cache else None,
+        origin=RunOrigin.from_context(context, folder),
     )
 
 
@@ -369,6 +378,10 @@ def run_search(plan: SearchPlan, out: Path, options: RayOptions) -> SearchOutcom
         "device": options.device,
         "offline": options.offline,
         "threads": max(1, math.floor(options.cpus_per_trial)),
+        "track": options.track,
+        "hebbian_cache": str(out / HEBBIAN_CACHE_DIR) if plan.shares_hebbian_phases else None,
+        "experiment": plan.name,
+        "command": sys.argv,
     }
     resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), resources)

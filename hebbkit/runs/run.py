@@ -1,13 +1,15 @@
 """``hebbkit run``: one recipe from data to run folder, reading top to bottom.
 
 :class:`Machine` holds the settings of the machine, never of the experiment; it is the only
-place that reads ``HEBBKIT_DATA``, ``HEBBKIT_OFFLINE`` and ``HEBBKIT_DEVICE``.
+place that reads ``HEBBKIT_DATA``, ``HEBBKIT_OFFLINE``, ``HEBBKIT_DEVICE`` and
+``HEBBKIT_TRACK``.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +20,7 @@ from typing import Any, cast
 
 import torch
 
-from hebbkit.config.recipe import Recipe, recipe_toml
+from hebbkit.config.recipe import Recipe, flatten_recipe, hebbian_hash, recipe_dict, recipe_toml
 from hebbkit.engine.diagnostics import describe_layers
 from hebbkit.engine.network import HebbianNetwork
 from hebbkit.engine.progress import ProgressReporter, QuietProgress
@@ -36,6 +38,7 @@ from hebbkit.registry import Registry
 from hebbkit.runs.folder import (
     FILTERS_FILE,
     RECIPE_FILE,
+    TRACKERS_DIR,
     WEIGHTS_FILE,
     WINNERS_FILE,
     RunSummary,
@@ -47,11 +50,21 @@ from hebbkit.runs.folder import (
 )
 from hebbkit.runs.pictures import save_filter_pictures
 from hebbkit.runs.provenance import (
+    code_provenance,
     component_provenance,
     hardware,
     package_versions,
     peak_memory_bytes,
 )
+from hebbkit.runs.reuse import HebbianCache, HebbianState, from_run_folder
+from hebbkit.runs.tracking import (
+    RunTrackers,
+    TrackSpec,
+    build_trackers,
+    parse_track,
+    tracker_params,
+)
+from hebbkit.tracking import Status, TrackedRun
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
@@ -92,6 +105,14 @@ def resolve_device(name: str | None) -> torch.device:
     return device
 
 
+def track_setting(flags: list[str] | None = None) -> list[TrackSpec]:
+    """``--track NAME[:URI]`` (repeatable), else ``HEBBKIT_TRACK`` (specs separated by
+    commas), else no tracker."""
+    if flags is not None:  # given, even as none at all
+        return parse_track(flags, "--track")
+    return parse_track(os.environ.get("HEBBKIT_TRACK", "").split(","), "HEBBKIT_TRACK")
+
+
 @dataclass
 class Machine:
     """Settings of the machine, not of the experiment: they never live in a recipe."""
@@ -99,13 +120,21 @@ class Machine:
     data_root: Path = field(default_factory=data_root)
     device: torch.device = field(default_factory=lambda: resolve_device(None))
     offline: bool = field(default_factory=offline)
+    #: the experiment trackers every run on this machine logs to
+    track: list[TrackSpec] = field(default_factory=track_setting)
 
     @classmethod
     def from_flags(
-        cls, data: str | Path | None = None, device: str | None = None, no_download: bool = False
+        cls,
+        data: str | Path | None = None,
+        device: str | None = None,
+        no_download: bool = False,
+        track: list[str] | None = None,
     ) -> Machine:
         """From command-line flags, each falling back to its ``HEBBKIT_*`` variable."""
-        return cls(data_root(data), resolve_device(device), offline(no_download))
+        return cls(
+            data_root(data), resolve_device(device), offline(no_download), track_setting(track)
+        )
 
 
 class Stopwatch:
@@ -154,6 +183,34 @@ def inspect_recipe(recipe: Recipe, registry: Registry, machine: Machine) -> list
     return describe_layers(HebbianNetwork.from_recipe(recipe, channels, registry))
 
 
+@dataclass(frozen=True)
+class RunOrigin:
+    """Where a run comes from, and how trackers name it."""
+
+    #: the recipe file (its git commit and dirty flag are recorded)
+    source: Path | None = None
+    #: the command line that makes the run (default: this process's)
+    command: list[str] | None = None
+    #: what groups the run in a tracker (default: the recipe's name)
+    experiment: str | None = None
+    #: the run's name in a tracker (default: ``<recipe name>/<run folder name>``)
+    name: str | None = None
+
+    @classmethod
+    def from_context(cls, context: dict[str, Any], folder: Path) -> RunOrigin:
+        """The origin of a Ray trial's run, from what the driver put in the trial context:
+        ``source``, ``command``, ``experiment``, and per run folder in ``runs`` its ``name``
+        (default: the folder's name, a trial id) and ``source``."""
+        own = context.get("runs", {}).get(str(folder), {})
+        source = own.get("source") or context.get("source")
+        return cls(
+            source=Path(source) if source else None,
+            command=context.get("command"),
+            experiment=context.get("experiment"),
+            name=own.get("name") or folder.name,
+        )
+
+
 def run_recipe(
     recipe: Recipe,
     out: Path,
@@ -163,23 +220,60 @@ def run_recipe(
     overwrite: bool = False,
     progress: ProgressReporter | None = None,
     on_metrics: Callable[[dict[str, Any]], None] | None = None,
+    hebbian_from: Path | None = None,
+    hebbian_cache: Path | None = None,
+    origin: RunOrigin | None = None,
 ) -> RunSummary:
-    """Train and evaluate ``recipe``; write the run folder ``out``; return the summary."""
+    """Train and evaluate ``recipe``; write the run folder ``out``; return the summary.
+
+    ``hebbian_from``: take the Hebbian weights of that finished run (checked to match) and
+    train only the read-out. ``hebbian_cache``: a folder of Hebbian phases shared with other
+    runs; the phase is taken from it when there, else stored there once learnt. Metrics rows
+    reach ``metrics.parquet``, the trackers, ``progress`` and ``on_metrics`` as they happen.
+    """
     machine = machine or Machine()
     progress = progress or QuietProgress()
+    origin = origin or RunOrigin()
     device = machine.device
+    # everything that can refuse the run does so before any work
+    trackers = RunTrackers(build_trackers(machine.track, registry), progress.log)
+    key = hebbian_hash(recipe)
+    reused = from_run_folder(hebbian_from, recipe, registry) if hebbian_from else None
+    cache = HebbianCache(hebbian_cache) if hebbian_cache is not None else None
+    if reused is None and cache is not None:
+        reused = cache.load(key)
+    git = code_provenance(origin.source)
+    command = list(origin.command or sys.argv)
     rows: list[dict[str, Any]] = []
     winners: list[dict[str, Any]] = []
-
-    def record(row: dict[str, Any]) -> None:
-        rows.append(row)
-        if on_metrics is not None:
-            on_metrics(row)
 
     started_at = utc_now()
     clock = Stopwatch()
     with staged_folder(out, overwrite) as folder:
+        progress.log(f"Run folder {out} (written in {folder} until the run ends)")
         (folder / RECIPE_FILE).write_text(recipe_toml(recipe))
+
+        def record(row: dict[str, Any]) -> None:
+            rows.append(row)
+            write_metrics(folder, rows, live=True)  # readable while the run goes
+            if row.get("phase") == "hebbian" and winners:
+                write_table(folder / WINNERS_FILE, winners)
+            trackers.log_row(row)
+            progress.metrics(row)
+            if on_metrics is not None:
+                on_metrics(row)
+
+        trackers.start(
+            TrackedRun(
+                experiment=origin.experiment or recipe.name,
+                name=origin.name or f"{recipe.name}/{out.name}",
+                folder=out,
+                live_folder=folder,
+                files=folder / TRACKERS_DIR,
+                params=tracker_params(flatten_recipe(recipe_dict(recipe))),
+                tags=_tags(recipe, key, git, command, reused),
+            )
+        )
         try:
             seed_everything(recipe, device)
             if device.type == "cuda":
@@ -193,16 +287,30 @@ def run_recipe(
             )
             initial_filters = network.layers[0].weight.detach().cpu().clone()
             with clock.phase("hebbian"):
-                layer_timings = hebbian_phase(
-                    network,
-                    splits.hebbian_images,
-                    recipe.hebbian,
-                    recipe.seed,
-                    device,
-                    progress,
-                    record,
-                    winners,
-                )
+                if reused is not None:
+                    progress.log(f"Hebbian phase taken from {reused.source}")
+                    network.load_state_dict(reused.network)
+                    winners.extend(reused.winners)
+                    for row in reused.rows:
+                        record(dict(row))
+                    layer_timings = [
+                        {"seconds": t["seconds"], "images_per_second": t["images_per_second"]}
+                        for t in reused.layers
+                    ]
+                else:
+                    layer_timings = hebbian_phase(
+                        network,
+                        splits.hebbian_images,
+                        recipe.hebbian,
+                        recipe.seed,
+                        device,
+                        progress,
+                        record,
+                        winners,
+                    )
+                    if cache is not None:
+                        learnt = _hebbian_state(key, network, rows, winners, layer_timings)
+                        cache.store(learnt, learnt_by=out)
             feature_size = math.prod(network.feature_shape(tuple(splits.train.images.shape[1:])))
             dtype = feature_dtype(recipe.readout.feature_dtype, len(splits.train), feature_size)
             named = {"train": splits.train, "test": splits.test}
@@ -233,45 +341,103 @@ def run_recipe(
                 f"{name}_accuracy": accuracy(result.model, x, y.to(device))
                 for name, (x, y) in cached.items()
             }
-        finally:
+            summary = cast(
+                RunSummary,
+                {
+                    "recipe": recipe.name,
+                    "seed": recipe.seed,
+                    "dataset": recipe.data.dataset.name,
+                    **final,
+                    "train_images": len(splits.train),
+                    "validation_images": len(splits.validation)
+                    if splits.validation is not None
+                    else 0,
+                    "test_images": len(splits.test),
+                    "feature_size": feature_size,
+                    "feature_dtype": str(dtype).removeprefix("torch."),
+                    "seconds": {**clock.seconds, "total": clock.total()},
+                    "hebbian_layers": [
+                        {
+                            "layer": i,
+                            "seconds": t["seconds"],
+                            "images_per_second": t["images_per_second"],
+                        }
+                        for i, t in enumerate(layer_timings)
+                    ],
+                    "hebbian_images_per_second": [t["images_per_second"] for t in layer_timings],
+                    "hebbian_hash": key,
+                    **({"hebbian_from": reused.source} if reused is not None else {}),
+                    **peak_memory_bytes(device),
+                    "hardware": hardware(device),
+                    "versions": package_versions(),
+                    "components": component_provenance(recipe, registry),
+                    "command": command,
+                    "git": git,
+                    "started_at": started_at,
+                    "finished_at": utc_now(),
+                },
+            )
+            torch.save(
+                {"network": network.state_dict(), "readout": result.model.state_dict()},
+                folder / WEIGHTS_FILE,
+            )
+            save_filter_pictures(initial_filters, network.layers[0].weight, folder / FILTERS_FILE)
             write_metrics(folder, rows)
             if winners:
                 write_table(folder / WINNERS_FILE, winners)
-        summary = cast(
-            RunSummary,
-            {
-                "recipe": recipe.name,
-                "seed": recipe.seed,
-                "dataset": recipe.data.dataset.name,
-                **final,
-                "train_images": len(splits.train),
-                "validation_images": len(splits.validation) if splits.validation is not None else 0,
-                "test_images": len(splits.test),
-                "feature_size": feature_size,
-                "feature_dtype": str(dtype).removeprefix("torch."),
-                "seconds": {**clock.seconds, "total": clock.total()},
-                "hebbian_layers": [
-                    {
-                        "layer": i,
-                        "seconds": t["seconds"],
-                        "images_per_second": t["images_per_second"],
-                    }
-                    for i, t in enumerate(layer_timings)
-                ],
-                "hebbian_images_per_second": [t["images_per_second"] for t in layer_timings],
-                **peak_memory_bytes(device),
-                "hardware": hardware(device),
-                "versions": package_versions(),
-                "components": component_provenance(recipe, registry),
-                "command": sys.argv,
-                "started_at": started_at,
-                "finished_at": utc_now(),
-            },
-        )
-        torch.save(
-            {"network": network.state_dict(), "readout": result.model.state_dict()},
-            folder / WEIGHTS_FILE,
-        )
-        save_filter_pictures(initial_filters, network.layers[0].weight, folder / FILTERS_FILE)
-        write_summary(folder, summary)
+            write_summary(folder, summary)
+            trackers.finish("finished", summary)
+        except BaseException as error:
+            write_metrics(folder, rows)
+            if winners:
+                write_table(folder / WINNERS_FILE, winners)
+            stopped = isinstance(error, (KeyboardInterrupt, SystemExit))
+            status: Status = "stopped" if stopped else "failed"
+            trackers.finish(status, {"error": f"{type(error).__name__}: {error}"})
+            raise
+        finally:
+            progress.close()
     return summary
+
+
+def _tags(
+    recipe: Recipe,
+    key: str,
+    git: dict[str, dict[str, Any]],
+    command: list[str],
+    reused: HebbianState | None,
+) -> dict[str, str]:
+    """What a tracker records about a run besides its recipe."""
+    tags = {
+        "hebbkit.version": package_versions().get("hebbkit", "unknown"),
+        "hebbkit.seed": str(recipe.seed),
+        "hebbkit.dataset": recipe.data.dataset.name,
+        "hebbkit.hebbian_hash": key,
+        "hebbkit.command": shlex.join(command),
+    }
+    for where, state in git.items():
+        dirty = " (dirty)" if state.get("dirty") else ""
+        tags[f"hebbkit.git.{where}"] = f"{state['commit']}{dirty}"
+    if reused is not None:
+        tags["hebbkit.hebbian_from"] = reused.source
+    return tags
+
+
+def _hebbian_state(
+    key: str,
+    network: HebbianNetwork,
+    rows: list[dict[str, Any]],
+    winners: list[dict[str, Any]],
+    timings: list[dict[str, float]],
+) -> HebbianState:
+    """The Hebbian phase just learnt, as a cache entry (on the CPU)."""
+    return HebbianState(
+        hebbian_hash=key,
+        network={name: value.detach().cpu() for name, value in network.state_dict().items()},
+        rows=[dict(row) for row in rows],
+        winners=list(winners),
+        layers=[
+            {"layer": i, "seconds": t["seconds"], "images_per_second": t["images_per_second"]}
+            for i, t in enumerate(timings)
+        ],
+    )

@@ -17,9 +17,15 @@ import numpy as np
 import tomli_w
 
 from hebbkit.config.overrides import apply_overrides
-from hebbkit.config.recipe import Recipe, flatten_recipe, read_recipe_file, validate_recipe
+from hebbkit.config.recipe import (
+    Recipe,
+    flatten_recipe,
+    is_hebbian_path,
+    read_recipe_file,
+    validate_recipe,
+)
 from hebbkit.config.search_space import SearchConfig, overrides_for, trial_data
-from hebbkit.config.toml import did_you_mean, read_toml, toml_inline
+from hebbkit.config.toml import did_you_mean, toml_inline
 from hebbkit.engine.network import initialisation_problem
 from hebbkit.engine.splits import load_splits
 from hebbkit.errors import HebbkitError, RecipeError, RunFolderError
@@ -55,6 +61,15 @@ class SearchPlan:
     readout_epochs: int
     #: the ``-s`` overrides given on the command line, applied to the file before searching
     overrides: tuple[str, ...] = ()
+
+    @property
+    def shares_hebbian_phases(self) -> bool:
+        """Whether trials may repeat a Hebbian phase: some searched path is not Hebbian (a
+        read-out key) and every Hebbian one takes few values (no continuous distribution), so
+        trials with the same Hebbian values recur and reuse one phase through a cache."""
+        space = self.search.space
+        hebbian = [path for path in space if is_hebbian_path(path)]
+        return len(hebbian) < len(space) and all(space[path].finite for path in hebbian)
 
     def search_toml(self) -> str:
         """The whole recipe, ``[search]`` included, as the search ran it."""

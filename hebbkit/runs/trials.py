@@ -148,9 +148,7 @@ def read_trials(out: Path) -> pl.DataFrame:
     return pl.read_parquet(path)
 
 
-def best_recipe_toml(
-    plan: SearchPlan, record: TrialRecord, out: Path, registry: Registry
-) -> str:
+def best_recipe_toml(plan: SearchPlan, record: TrialRecord, out: Path, registry: Registry) -> str:
     """The best trial as a plain recipe (no ``[search]``) that ``hebbkit run`` reproduces."""
     recipe = trial_recipe(plan.base, plan.search, record.values, registry, source="best trial")
     metric = plan.search.metric

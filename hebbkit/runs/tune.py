@@ -14,8 +14,9 @@ import polars as pl
 
 from hebbkit.registry import Registry
 from hebbkit.runs import ray as adapter
-from hebbkit.runs.folder import SEARCH_FILE
+from hebbkit.runs.folder import HEBBIAN_CACHE_DIR, SEARCH_FILE
 from hebbkit.runs.options import RayOptions
+from hebbkit.runs.reuse import HebbianCache
 from hebbkit.runs.search import (
     SearchPlan,
     invalid_samples_error,
@@ -24,6 +25,7 @@ from hebbkit.runs.search import (
     search_folder,
 )
 from hebbkit.runs.search import dry_run as sample_trials
+from hebbkit.runs.tracking import build_trackers
 from hebbkit.runs.trials import finish_tables
 
 
@@ -56,6 +58,7 @@ def run_search(
     if any(s.error for s in samples):
         raise invalid_samples_error(plan, samples)
     adapter.require_tune("hebbkit tune (hebbkit tune --dry-run works without it)")
+    build_trackers(options.track, registry)  # a bad --track stops here, not in every trial
     folder = search_folder(plan, out, options.resume)
     if options.resume:
         plan = resumed_plan(plan, folder, registry, num_samples)
@@ -75,5 +78,7 @@ def run_search(
             f"folder {folder}"
         )
         outcome = adapter.run_search(plan, folder, options)
+    if not outcome.interrupted:  # a resumed search would still use it
+        HebbianCache(folder / HEBBIAN_CACHE_DIR).remove()
     frame = finish_tables(folder, plan, outcome.records, registry)
     return SearchResult(folder, plan, frame, outcome.interrupted)
