@@ -34,7 +34,19 @@ class DataError(HebbkitError):
 
 
 class RunFolderError(HebbkitError):
-    """The run folder cannot be used (exists, not writable)."""
+    """The run folder cannot be used (exists, claimed by another run, not writable, full)."""
+
+
+class SettingError(HebbkitError):
+    """A command-line flag or a ``HEBBKIT_*`` environment variable has a bad value."""
+
+
+class ShapeError(RecipeError):
+    """The recipe's layer stack does not fit the dataset's images (kernel, padding, pool)."""
+
+
+class ResourceError(HebbkitError):
+    """A recipe needs more memory than the machine has (or ``--max-memory`` allows)."""
 
 
 class ReportError(HebbkitError):
@@ -60,3 +72,18 @@ class HebbkitNotice(UserWarning):
 
     Issued with :func:`warnings.warn`; the CLI prints each as one ``Note:`` line on stderr.
     """
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop by a signal (SIGTERM, SIGHUP): handled like Ctrl-C, so
+    that an unfinished run keeps its files as ``<out>.failed-<time>``."""
+
+    def __init__(self, signal_name: str, exit_code: int) -> None:
+        super().__init__(f"stopped by {signal_name}")
+        self.signal_name = signal_name
+        self.exit_code = exit_code
+
+
+class HebbkitWarning(UserWarning):
+    """Something the user should know that does not stop the command (a stale folder kept,
+    an unknown HEBBKIT_* variable); the CLI prints it as one line."""

@@ -21,8 +21,8 @@ import importlib.metadata
 import os
 import re
 import sys
-import traceback
 import types
+import warnings
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
@@ -30,8 +30,18 @@ from typing import Any
 import pluggy
 
 from hebbkit import hookspecs
-from hebbkit.errors import PluginError
-from hebbkit.registry import FAMILIES, Component, Origin, Params, Registry
+from hebbkit.environment import env_flag
+from hebbkit.errors import HebbkitWarning, PluginError, SettingError
+from hebbkit.registry import (
+    FAMILIES,
+    Component,
+    Origin,
+    Params,
+    PluginCall,
+    Registry,
+    one_line,
+    sentence,
+)
 
 ENTRY_POINT_GROUP = "hebbkit"
 OWN_DISTRIBUTION = "hebbkit"
@@ -43,6 +53,8 @@ FAMILY_HOOKS: dict[str, str] = {name: family.hook for name, family in FAMILIES.i
 REGISTER_ARGUMENTS = "register(name, factory, params=ParamsModel, description='...')"
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+#: what an entry-point or distribution name may look like (PEP 508 names, entry-point names)
+_PLUGIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _TRACE_PREFIX = "[hebbkit plugins]"
 
 Tracer = Callable[[str], None]
@@ -69,15 +81,21 @@ def hook_names() -> list[str]:
     ]
 
 
-def _env_list(name: str) -> list[str] | None:
-    value = os.environ.get(name)
+def _allow_list() -> list[str] | None:
+    """``HEBBKIT_LOAD_PLUGINS`` as names; None when unset. A name that cannot be an
+    entry-point or distribution name is refused, naming the variable."""
+    value = os.environ.get("HEBBKIT_LOAD_PLUGINS")
     if value is None:
         return None
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
-def _is_truthy(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+    names = [item.strip() for item in value.split(",") if item.strip()]
+    bad = [name for name in names if not _PLUGIN_NAME.match(name)]
+    if bad:
+        raise SettingError(
+            f"HEBBKIT_LOAD_PLUGINS={value!r}: {', '.join(repr(b) for b in bad[:5])} cannot be a "
+            "plugin name. Give entry-point or distribution names separated by commas, e.g. "
+            "HEBBKIT_LOAD_PLUGINS=sparse_binary,hebbkit-other (hebbkit plugins lists them)."
+        )
+    return names
 
 
 def _stderr_tracer(message: str) -> None:
@@ -93,11 +111,13 @@ def _dist_of(entry_point: importlib.metadata.EntryPoint) -> tuple[str, str]:
 
 
 def _selected_entry_points(trace: Tracer | None = None) -> list[importlib.metadata.EntryPoint]:
-    allow = _env_list("HEBBKIT_LOAD_PLUGINS")
-    no_autoload = _is_truthy("HEBBKIT_DISABLE_PLUGIN_AUTOLOAD")
+    allow = _allow_list()
+    no_autoload = env_flag("HEBBKIT_DISABLE_PLUGIN_AUTOLOAD")
     selected = []
+    available: set[str] = set()
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         distribution, version = _dist_of(entry_point)
+        available |= {entry_point.name, distribution}
         where = f"entry point {entry_point.name!r} ({distribution} {version})"
         if distribution != OWN_DISTRIBUTION:
             if no_autoload:
@@ -109,31 +129,15 @@ def _selected_entry_points(trace: Tracer | None = None) -> list[importlib.metada
                     trace(f"skip {where}: not in HEBBKIT_LOAD_PLUGINS")
                 continue
         selected.append(entry_point)
+    missing = sorted(set(allow or []) - available)
+    if missing and not no_autoload:
+        warnings.warn(
+            f"HEBBKIT_LOAD_PLUGINS names {', '.join(repr(m) for m in missing)}, which no "
+            "installed distribution provides (hebbkit plugins lists what is installed).",
+            HebbkitWarning,
+            stacklevel=2,
+        )
     return selected
-
-
-def _sentence(text: str) -> str:
-    """``text`` with its first letter upper-cased (``str.capitalize`` lowers the rest)."""
-    return text[:1].upper() + text[1:]
-
-
-def _one_line(error: BaseException) -> str:
-    """pluggy's multi-line messages folded into one paragraph."""
-    return " ".join(str(error).split())
-
-
-def _describe(error: BaseException) -> str:
-    """``Type: message at file:line``, in one line."""
-    return f"{type(error).__name__}: {_one_line(error)}{_where_raised(error)}"
-
-
-def _where_raised(error: BaseException) -> str:
-    """``file:line`` of the innermost frame of ``error``, to point the author at the fix."""
-    frames = traceback.extract_tb(error.__traceback__)
-    if not frames:
-        return ""
-    frame = frames[-1]
-    return f" at {frame.filename}:{frame.lineno}"
 
 
 def _load_entry_point(pm: HebbkitPluginManager, entry_point: importlib.metadata.EntryPoint) -> None:
@@ -154,15 +158,14 @@ def _load_entry_point(pm: HebbkitPluginManager, entry_point: importlib.metadata.
             f"load entry point {entry_point.name!r} = {entry_point.value} "
             f"({distribution} {version})"
         )
-    try:
+    origin = Origin(entry_point.name, entry_point.value, distribution, version)
+    advice = (
+        f"Fix or uninstall it (pip uninstall {distribution}), or load only the plugins you need "
+        "with HEBBKIT_LOAD_PLUGINS=name1,name2."
+    )
+    # a broken plugin, even one calling sys.exit(), must not end hebbkit without a word
+    with PluginCall(origin, f"failed to import ({entry_point.value})", advice):
         plugin = entry_point.load()
-    except Exception as error:  # a broken plugin must not take the CLI down with a traceback
-        raise PluginError(
-            f"The plugin {entry_point.name!r} from distribution {distribution!r} failed to import "
-            f"({entry_point.value}): {_describe(error)}. Fix or uninstall it "
-            f"(pip uninstall {distribution}), or load only the plugins you need with "
-            "HEBBKIT_LOAD_PLUGINS=name1,name2."
-        ) from error
     pm.distributions[entry_point.name] = (distribution, version)
     _register(pm, plugin, entry_point.name, f"from distribution {distribution!r}")
 
@@ -174,14 +177,14 @@ def _register(pm: pluggy.PluginManager, plugin: Any, name: str | None, where: st
         label = name or pm.get_canonical_name(plugin)
         raise PluginError(
             f"The plugin {label!r} {where} has a hook implementation that does not match "
-            f"hebbkit's specification: {_one_line(error)}. A hook implementation may take only the "
+            f"hebbkit's specification: {one_line(error)}. A hook implementation may take only the "
             "arguments its specification names (register_commands takes cli, every other hook "
             "takes register); see the hook specifications in CONTRIBUTING.md."
         ) from error
     except ValueError as error:
         label = name or pm.get_canonical_name(plugin)
         raise PluginError(
-            f"The plugin {label!r} {where} could not be registered: {_one_line(error)}. Each "
+            f"The plugin {label!r} {where} could not be registered: {one_line(error)}. Each "
             "plugin object (usually a module) may be registered once, under a unique name."
         ) from error
 
@@ -194,7 +197,7 @@ def make_plugin_manager(
     ``trace`` logs loading, hook calls and registrations to stderr; it defaults to
     ``HEBBKIT_TRACE_PLUGINS``.
     """
-    enabled = _is_truthy("HEBBKIT_TRACE_PLUGINS") if trace is None else trace
+    enabled = env_flag("HEBBKIT_TRACE_PLUGINS") if trace is None else trace
     tracer = _stderr_tracer if enabled else None
     pm = HebbkitPluginManager(tracer)
     if tracer is not None:
@@ -241,7 +244,7 @@ def _check_unknown_hooks(pm: pluggy.PluginManager) -> None:
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
             hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise PluginError(
-            f"{_sentence(origin.describe())} implements {', '.join(hints) or 'a hook'}, which "
+            f"{sentence(origin.describe())} implements {', '.join(hints) or 'a hook'}, which "
             f"is not a hebbkit hook. Rename the function to one of: {', '.join(known)}; or mark "
             "it @hookimpl(optionalhook=True) if it targets a newer hebbkit."
         ) from error
@@ -276,7 +279,7 @@ def _registrar(
         description: str = "",
         **unexpected: Any,
     ) -> None:
-        where = f"{_sentence(origin.describe())} registering the {family} {name!r}"
+        where = f"{sentence(origin.describe())} registering the {family} {name!r}"
         if unexpected:
             raise PluginError(
                 f"{where} in {hook_name} passes the unknown argument(s) "
@@ -345,17 +348,8 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
         others = [other for other in plugins if other is not plugin]
         for family, hook_name in FAMILY_HOOKS.items():
             caller = pm.subset_hook_caller(hook_name, remove_plugins=others)
-            try:
+            with PluginCall(origin, f"raised in {hook_name}"):
                 caller(register=_registrar(registry, family, origin, trace))
-            except PluginError:
-                raise
-            except Exception as error:
-                raise PluginError(
-                    f"{_sentence(origin.describe())} raised in {hook_name}: "
-                    f"{_describe(error)}. Fix the plugin, "
-                    f"uninstall it (pip uninstall {origin.distribution}), or leave it out with "
-                    "HEBBKIT_LOAD_PLUGINS."
-                ) from error
     return registry
 
 
@@ -365,16 +359,8 @@ def add_commands(pm: pluggy.PluginManager, cli: Any) -> None:
     for plugin in sorted(plugins, key=lambda p: pm.get_name(p) or ""):
         others = [other for other in plugins if other is not plugin]
         caller = pm.subset_hook_caller("register_commands", remove_plugins=others)
-        try:
+        with PluginCall(_origin_of(pm, plugin), "raised in register_commands"):
             caller(cli=cli)
-        except Exception as error:
-            origin = _origin_of(pm, plugin)
-            raise PluginError(
-                f"{_sentence(origin.describe())} raised in register_commands: "
-                f"{_describe(error)}. Fix the plugin, "
-                f"uninstall it (pip uninstall {origin.distribution}), or leave it out with "
-                "HEBBKIT_LOAD_PLUGINS."
-            ) from error
 
 
 @lru_cache(maxsize=1)

@@ -18,18 +18,20 @@ import importlib
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticUndefined
 
-from hebbkit.errors import PluginError, UnknownComponentError
+from hebbkit.errors import HebbkitError, PluginError, UnknownComponentError
 
 
 class Params(BaseModel):
-    """Base of every component's parameter model: unknown keys are errors."""
+    """Base of every component's parameter model: unknown keys are errors, and so are NaN and
+    infinite numbers (for every plugin's fields at once)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class PlasticityParams(Params):
@@ -169,6 +171,85 @@ class Origin:
         return f"plugin {self.plugin!r} ({self.distribution} {self.version}, module {self.module})"
 
 
+def sentence(text: str) -> str:
+    """``text`` with its first letter upper-cased (``str.capitalize`` lowers the rest)."""
+    return text[:1].upper() + text[1:]
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message folded into one line."""
+    return " ".join(str(error).split())
+
+
+def describe_error(error: BaseException, module: str | None = None) -> str:
+    """``Type: message at file:line`` in one line, pointing at the innermost frame of
+    ``module``'s package if the error passed through it (else the innermost frame)."""
+    top = (module or "").split(".")[0].split(":")[0]
+    innermost = ours = None
+    trace = error.__traceback__
+    while trace is not None:
+        innermost = trace
+        name = str(trace.tb_frame.f_globals.get("__name__", ""))
+        if top and name.split(".")[0] == top:
+            ours = trace
+        trace = trace.tb_next
+    frame = ours or innermost
+    where = f" at {frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame else ""
+    return f"{type(error).__name__}: {one_line(error)}{where}"
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    # torch.OutOfMemoryError without importing torch here: not the plugin's fault
+    return isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
+
+
+class PluginCall:
+    """``with PluginCall(origin, "failed to import"):`` around every call into plugin code:
+    import, hooks, factories, and each call of a built component.
+
+    An exception from the plugin, ``SystemExit`` included, becomes one
+    :class:`~hebbkit.errors.PluginError` naming the plugin, its distribution and version.
+    hebbkit's own errors pass unchanged (a dataset's ``DataError`` already names the file), and
+    so do Ctrl-C and running out of memory, which are not the plugin's doing. Reusable and
+    cheap: a layer keeps one per component and enters it for every batch.
+    """
+
+    __slots__ = ("advice", "origin", "what")
+
+    def __init__(self, origin: Origin, what: str, advice: str | None = None) -> None:
+        self.origin = origin
+        self.what = what
+        self.advice = advice
+
+    def __enter__(self) -> PluginCall:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> bool:
+        if (
+            error is None
+            or not isinstance(error, (Exception, SystemExit))
+            or isinstance(error, HebbkitError)
+            or _out_of_memory(error)
+        ):
+            return False
+        raise PluginError(self.message(error)) from error
+
+    def message(self, error: BaseException) -> str:
+        advice = self.advice or (
+            f"Fix the plugin, uninstall it (pip uninstall {self.origin.distribution}), or leave "
+            "it out with HEBBKIT_LOAD_PLUGINS."
+        )
+        return (
+            f"{sentence(self.origin.describe())} {self.what}: "
+            f"{describe_error(error, self.origin.module)}. {advice}"
+        )
+
+
 @dataclass(frozen=True)
 class Component:
     """A registered component: ``factory(params)`` builds it from a validated params model."""
@@ -181,8 +262,19 @@ class Component:
     description: str = ""
 
     def build(self, params: Params | None = None) -> Any:
-        """Build the component; ``params`` defaults to the model's defaults."""
-        return self.factory(params if params is not None else self.params())
+        """Build the component; ``params`` defaults to the model's defaults. A failure of the
+        factory is a :class:`~hebbkit.errors.PluginError` naming the plugin."""
+        with self.call(f"failed to build the {self.family} {self.name!r}"):
+            return self.factory(params if params is not None else self.params())
+
+    def call(self, what: str) -> PluginCall:
+        """The guard for a call into this component (see :class:`PluginCall`)."""
+        return PluginCall(
+            self.origin,
+            what,
+            f"Fix the plugin, choose another {self.family} in the recipe, or uninstall the "
+            f"plugin (pip uninstall {self.origin.distribution}).",
+        )
 
 
 @dataclass(eq=False)
