@@ -261,7 +261,7 @@ def test_read_toml_errors(tmp_path: Path) -> None:
     bad.write_text("name = \n")
     with pytest.raises(RecipeError, match="is not valid TOML"):
         read_toml(bad)
-    with pytest.raises(RecipeError, match="Cannot read"):
+    with pytest.raises(RecipeError, match="is a folder, not a TOML file"):
         read_toml(tmp_path)
 
 

@@ -7,7 +7,7 @@ import shlex
 import warnings
 from typing import Any
 
-from hebbkit.config.toml import TOMLDecodeError, display, loads
+from hebbkit.config.toml import MAX_DEPTH, TOMLDecodeError, clip, display, loads
 from hebbkit.errors import HebbkitNotice, RecipeError
 
 
@@ -22,7 +22,8 @@ def overrides_text(overrides: list[str]) -> str:
 
 
 def parse_value(text: str) -> Any:
-    """Parse an override value as TOML; anything that is not TOML is a bare string."""
+    """Parse an override value as TOML; anything that is not TOML is a bare string. A value
+    nested more than :data:`~hebbkit.config.toml.MAX_DEPTH` deep is a ``ValueError``."""
     try:
         return loads(f"v = {text}")["v"]
     except TOMLDecodeError:
@@ -46,10 +47,20 @@ def apply_overrides(
         key = key.strip()
         if not sep or not key:
             raise RecipeError(
-                f"Override {override!r} is not of the form dotted.path=VALUE "
+                f"Override {clip(repr(override), 200)} is not of the form dotted.path=VALUE "
                 "(for example layers.0.init.name=zero or readout.epochs=5)."
             )
-        _set_path(result, split_path(key), parse_value(text.strip()), key, notify=notify)
+        parts = split_path(key)
+        if len(parts) > MAX_DEPTH:
+            raise RecipeError(
+                f"Override {clip(repr(key), 200)}: the path has {len(parts)} parts; a recipe "
+                f"path has at most {MAX_DEPTH}."
+            )
+        try:
+            value = parse_value(text.strip())
+        except ValueError as error:
+            raise RecipeError(f"Override {clip(repr(key), 200)}: the value {error}.") from None
+        _set_path(result, parts, value, key, notify=notify)
     return result
 
 

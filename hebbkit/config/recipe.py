@@ -14,17 +14,30 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
 from hebbkit.config.kinds import wrong_kind_message
 from hebbkit.config.overrides import apply_overrides, component_table, overrides_text
 from hebbkit.config.packaged import shown_path
 from hebbkit.config.search_space import SearchConfig
-from hebbkit.config.toml import Strict, dumps_document, read_toml, show
+from hebbkit.config.toml import Strict, clip, dumps_document, read_toml, short, summarise
 from hebbkit.errors import RecipeError
-from hebbkit.registry import Params, Registry, unknown_name_message
+from hebbkit.registry import Params, Registry, describe_error, unknown_name_message
 
 Section = Strict
+
+#: Upper bounds that keep a typo from running for a lifetime (epochs) or from building
+#: absurd tables (diagnostics points); memory-hungry sizes are checked by the memory estimate.
+MAX_EPOCHS = 100_000
+MAX_LAYERS = 64
+MAX_SEED = 2**63 - 1
 
 
 class DataConfig(Section):
@@ -39,6 +52,13 @@ class DataConfig(Section):
         description="validation split carved from the training set: a fraction in [0, 1) or a "
         "count of images (>= 1)",
     )
+
+    @field_validator("validation")
+    @classmethod
+    def _fraction_or_count(cls, value: float) -> float:
+        if value >= 1 and value != int(value):
+            raise ValueError("give a fraction in [0, 1) or a whole number of images")
+        return value
 
 
 class LayerConfig(Section):
@@ -57,7 +77,7 @@ class LayerConfig(Section):
 
 
 class HebbianConfig(Section):
-    epochs: int = Field(1, ge=0)
+    epochs: int = Field(1, ge=0, le=MAX_EPOCHS)
     batch_size: int = Field(32, gt=0)
     mode: Literal["greedy", "all-at-once"] = Field(
         "greedy", description="greedy: layer by layer, earlier layers frozen"
@@ -65,13 +85,14 @@ class HebbianConfig(Section):
     diagnostics: int = Field(
         10,
         ge=0,
+        le=10_000,
         description="points per layer and epoch at which distinct filters, norms, rates and "
         "winner counts are recorded (0: only at the end of each epoch)",
     )
 
 
 class ReadoutConfig(Section):
-    epochs: int = Field(10, ge=0)
+    epochs: int = Field(10, ge=0, le=MAX_EPOCHS)
     batch_size: int = Field(32, gt=0)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
@@ -90,11 +111,11 @@ class ReadoutConfig(Section):
 class Recipe(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     description: str = ""
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     deterministic: bool = True
     data: DataConfig
     hebbian: HebbianConfig = HebbianConfig()
-    layers: list[LayerConfig] = Field(min_length=1)
+    layers: list[LayerConfig] = Field(min_length=1, max_length=MAX_LAYERS)
     readout: ReadoutConfig = ReadoutConfig()
     search: SearchConfig | None = Field(
         None, description="hyperparameter search (hebbkit tune); ignored by hebbkit run"
@@ -159,7 +180,7 @@ def recipe_model(registry: Registry) -> type[Recipe]:
         "Recipe",
         __base__=Recipe,
         data=(sections[DataConfig], ...),
-        layers=(list[sections[LayerConfig]], Field(min_length=1)),  # type: ignore[valid-type]
+        layers=(list[sections[LayerConfig]], Field(min_length=1, max_length=MAX_LAYERS)),  # type: ignore[valid-type]
     )
 
 
@@ -240,9 +261,9 @@ def format_validation_error(
         if isinstance(value, (dict, list)):
             lines.append(f"{path}: {message}.")
         else:
-            lines.append(f"{path} = {show(value)}: {message}.")
+            lines.append(f"{path} = {short(value)}: {message}.")
     count = "1 problem" if len(lines) == 1 else f"{len(lines)} problems"
-    return f"Invalid recipe {source} ({count}):\n  " + "\n  ".join(lines)
+    return f"Invalid recipe {clip(source, 200)} ({count}):\n  " + "\n  ".join(summarise(lines))
 
 
 def _allowed_keys(parent: str, data: dict[str, Any], registry: Registry) -> list[str]:
@@ -269,6 +290,13 @@ def validate_recipe(data: dict[str, Any], registry: Registry, source: str = "<re
         return recipe_model(registry).model_validate(data)
     except ValidationError as error:
         raise RecipeError(format_validation_error(error, data, source, registry)) from None
+    except (ValueError, TypeError, ArithmeticError, AttributeError, KeyError) as error:
+        # a plugin's params validator that raised something pydantic does not collect
+        raise RecipeError(
+            f"Validating recipe {clip(source, 200)} failed in a component's parameter check: "
+            f"{describe_error(error)}. The component's plugin should turn this into a "
+            "ValueError naming the parameter; meanwhile check the values given to it."
+        ) from None
 
 
 def load_recipe(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,16 +20,21 @@ else:  # Python 3.10: the tomli backport (a dependency there)
     import tomli as tomllib
 
 __all__ = [
+    "MAX_DEPTH",
     "Strict",
     "TOMLDecodeError",
+    "check_depth",
+    "clip",
     "did_you_mean",
     "display",
     "dumps_document",
     "loads",
+    "os_reason",
     "read_toml",
     "short",
     "short_names",
     "show",
+    "summarise",
     "toml_inline",
     "toml_key",
 ]
@@ -36,33 +42,106 @@ __all__ = [
 TOMLDecodeError = tomllib.TOMLDecodeError
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
+#: The deepest nesting of tables and arrays hebbkit reads (a recipe needs about 5).
+MAX_DEPTH = 32
+#: The largest TOML file hebbkit reads (recipes and grid files are a few KiB).
+MAX_FILE_BYTES = 16 * 1024**2
+#: Problems listed in one message; the rest are counted.
+MAX_PROBLEMS = 20
+
 
 class Strict(BaseModel):
     """Base of hebbkit's own TOML tables (recipe sections, search, grid files): unknown keys
-    are errors; a key with an alias (``set``) is also accepted by its field name."""
+    are errors, and so are NaN and infinite numbers; a key with an alias (``set``) is also
+    accepted by its field name."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 def loads(text: str) -> dict[str, Any]:
-    """``tomllib.loads`` (the tomli backport on Python 3.10)."""
-    return tomllib.loads(text)
+    """``tomllib.loads`` (the tomli backport on Python 3.10), nesting at most
+    :data:`MAX_DEPTH` deep; deeper is a ``ValueError`` (hostile input must not recurse)."""
+    try:
+        data = tomllib.loads(text)
+    except RecursionError:
+        raise ValueError(f"it nests tables or arrays more than {MAX_DEPTH} levels deep") from None
+    check_depth(data)
+    return data
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """Raise ``ValueError`` if ``value`` nests dicts and lists more than ``limit`` deep
+    (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, (dict, list)):
+            continue
+        if depth > limit:
+            raise ValueError(f"it nests tables or arrays more than {limit} levels deep")
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children)
 
 
 def read_toml(
     path: Path, what: str = "Recipe file", error_type: type[RecipeError] = RecipeError
 ) -> dict[str, Any]:
-    """A TOML file as a dict; a missing, unreadable or malformed file is a ``error_type``."""
+    """A TOML file as a dict; a missing, unreadable, oversized, too deeply nested or
+    malformed file (or a folder, pipe, device, symlink loop) is an ``error_type``."""
+    path = Path(path)
+    where = f"{what} {clip(str(path), 200)}"
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        info = path.stat()
     except FileNotFoundError:
-        raise error_type(f"{what} {path} does not exist.") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as error:
-        raise error_type(f"Cannot read {what.lower()} {path}: {error}.") from None
+        raise error_type(f"{where} does not exist.") from None
+    except (OSError, ValueError) as error:  # symlink loop, name too long, no permission, NUL
+        raise error_type(f"Cannot read {where}: {os_reason(error)}.") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise error_type(f"{where} is a folder, not a TOML file.")
+    if not stat.S_ISREG(info.st_mode):
+        raise error_type(f"{where} is not a regular file (a device, pipe or socket).")
+    if info.st_size > MAX_FILE_BYTES:
+        raise error_type(
+            f"{where} holds {info.st_size / 1024**2:.1f} MiB; hebbkit reads TOML files of at "
+            f"most {MAX_FILE_BYTES // 1024**2} MiB (a recipe is a few KiB)."
+        )
     try:
-        return tomllib.loads(text)
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise error_type(f"Cannot read {where}: {os_reason(error)}.") from None
+    try:
+        return loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise error_type(f"{what} {path} is not valid TOML: {error}.") from None
+        raise error_type(f"{where} is not valid TOML: {error}.") from None
+    except ValueError as error:
+        raise error_type(f"{where}: {error}.") from None
+
+
+def os_reason(error: BaseException) -> str:
+    """Why an operating-system call failed, without repeating a (possibly huge) file name."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return clip(str(error), 300)
+
+
+# --- messages --------------------------------------------------------------------------------
+
+
+def clip(text: str, width: int = 300) -> str:
+    """``text`` cut in the middle to at most ``width`` characters."""
+    if len(text) <= width:
+        return text
+    half = (width - 5) // 2
+    return f"{text[:half]} ... {text[-half:]}"
+
+
+def summarise(lines: list[str], limit: int = MAX_PROBLEMS, width: int = 300) -> list[str]:
+    """At most ``limit`` problem lines, each clipped to ``width``, then how many were left
+    out: an input with thousands of mistakes still gets a message one can read."""
+    shown = [clip(line, width) for line in lines[:limit]]
+    if len(lines) > limit:
+        shown.append(f"... and {len(lines) - limit} more problems (fix these first).")
+    return shown
 
 
 # --- writing ---------------------------------------------------------------------------------
