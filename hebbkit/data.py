@@ -21,75 +21,75 @@ from hebbkit.errors import DataError
 class ImageSet:
     """One split of a labelled image dataset, whole, in memory::
 
-        ImageSet(images, labels, classes)
+        ImageSet(images, labels, classes, source="")
 
-    - ``images``: ``torch.uint8`` of shape ``(N, C, H, W)`` (channels first, pixel values
-      0-255; hebbkit scales them to [0, 1] itself). A grey-scale set has ``C = 1``.
+    - ``images``: ``torch.uint8`` of shape ``(N, C, H, W)``, N ≥ 1 (channels first, pixel
+      values 0-255; hebbkit scales them to [0, 1] itself). A grey-scale set has ``C = 1``.
     - ``labels``: shape ``(N,)``, any integer dtype (stored as ``int64``), each in
       ``0 .. len(classes) - 1``.
     - ``classes``: the class names, a list of strings; ``classes[k]`` names label ``k``
       (a tuple is accepted and stored as a list).
+    - ``source`` (optional): the files read, named in every message about the set.
 
-    Anything else raises :class:`~hebbkit.errors.DataError` naming what is wrong.
+    Checked when made, that is when a dataset is read, so that a broken file is named before
+    any training; anything else raises :class:`~hebbkit.errors.DataError` naming what is wrong.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     classes: list[str]
+    source: str = ""
 
     def __post_init__(self) -> None:
-        if (
-            not isinstance(self.images, torch.Tensor)
-            or self.images.dtype != torch.uint8
-            or self.images.dim() != 4
-        ):
+        where = self.source or "A dataset"
+        said = "holds" if self.source else "returned"
+        images, labels = self.images, self.labels
+        if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
             got = (
-                f"dtype {self.images.dtype} and shape {tuple(self.images.shape)}"
-                if isinstance(self.images, torch.Tensor)
-                else type(self.images).__name__
+                f"dtype {images.dtype} and shape {tuple(images.shape)}"
+                if isinstance(images, torch.Tensor)
+                else type(images).__name__
             )
             raise DataError(
-                f"A dataset returned images of {got}; expected a uint8 tensor (N, C, H, W)."
+                f"{where} {said} images of {got}; expected a uint8 tensor (N, C, H, W)."
             )
-        if not isinstance(self.labels, torch.Tensor) or self.labels.shape != (
-            self.images.shape[0],
-        ):
-            count = self.labels.shape[0] if isinstance(self.labels, torch.Tensor) else "no"
+        if images.shape[0] == 0:
+            raise DataError(f"{where} {said} no images: a set to train or test on needs some.")
+        if min(images.shape[1:]) == 0:
+            raise DataError(f"{where} {said} images of shape {tuple(images.shape[1:])}.")
+        if not isinstance(labels, torch.Tensor) or labels.shape != (images.shape[0],):
+            count = labels.shape[0] if isinstance(labels, torch.Tensor) and labels.dim() else "no"
             raise DataError(
-                f"A dataset returned {count} labels for {self.images.shape[0]} images; "
-                "expected a tensor (N,)."
+                f"{where} {said} {count} labels for {images.shape[0]} images; expected a tensor "
+                "(N,)."
             )
-        if (
-            self.labels.is_floating_point()
-            or self.labels.is_complex()
-            or self.labels.dtype == torch.bool
-        ):
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
             raise DataError(
-                f"A dataset returned labels of dtype {self.labels.dtype}; expected integers "
-                "(class indices)."
+                f"{where} {said} labels of dtype {labels.dtype}; expected integers (class indices)."
             )
         if isinstance(self.classes, str) or not isinstance(self.classes, Sequence):
             raise DataError(
-                f"A dataset returned classes = {self.classes!r}; expected a list of class names."
+                f"{where} {said} classes = {self.classes!r}; expected a list of class names."
             )
         self.classes = [str(name) for name in self.classes]
         if not self.classes:
-            raise DataError("A dataset returned no class names; give one per label value.")
-        self.labels = self.labels.long()
-        if len(self.labels) and (
-            int(self.labels.min()) < 0 or int(self.labels.max()) >= len(self.classes)
-        ):
+            raise DataError(f"{where} {said} no class names; give one per label value.")
+        self.labels = labels.long()
+        low, high = int(self.labels.min()), int(self.labels.max())
+        if low < 0 or high >= len(self.classes):
+            outside = (self.labels < 0) | (self.labels >= len(self.classes))
             raise DataError(
-                f"A dataset returned labels from {int(self.labels.min())} to "
-                f"{int(self.labels.max())} but {len(self.classes)} class names; labels must be "
-                f"0 .. {len(self.classes) - 1}."
+                f"{where} {said} labels from {low} to {high} but {len(self.classes)} class "
+                f"names: {int(outside.sum())} labels are outside 0 .. {len(self.classes) - 1} "
+                f"(e.g. {int(self.labels[outside][0])})."
+                + (" The file is corrupt or belongs to another dataset." if self.source else "")
             )
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
     def select(self, indices: torch.Tensor) -> ImageSet:
-        return ImageSet(self.images[indices], self.labels[indices], self.classes)
+        return ImageSet(self.images[indices], self.labels[indices], self.classes, self.source)
 
 
 class DatasetSource(Protocol):
@@ -100,9 +100,12 @@ class DatasetSource(Protocol):
     is true; otherwise raise :class:`~hebbkit.errors.DataError` naming the missing files
     (:func:`missing_data_message`). A dataset that ships inside its package ignores both.
 
-    Optional attributes: ``channels`` (int), so hebbkit can build a network without loading
-    the data (``hebbkit inspect``); ``unlabeled(root, *, download) -> uint8 (M, C, H, W) |
-    None``, extra images for the Hebbian phase only (STL-10's unlabelled split).
+    Optional attributes: ``channels`` (int), ``image_shape`` (``(C, H, W)``) and ``sizes``
+    (``{"train": N, "test": M}``, plus ``"unlabeled"``), so hebbkit can check a recipe's
+    shapes and memory and build its network without reading a file (``hebbkit inspect``,
+    the checks before a grid or search starts; without them the checks run once the data is
+    read); ``unlabeled(root, *, download) -> uint8 (M, C, H, W) | None``, extra images for
+    the Hebbian phase only (STL-10's unlabelled split).
     """
 
     def load(self, root: Path, *, train: bool, download: bool) -> ImageSet: ...

@@ -38,7 +38,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from hebbkit.config.kinds import wrong_kind_message
 from hebbkit.config.packaged import shown_path
-from hebbkit.config.toml import Strict, read_toml, short
+from hebbkit.config.toml import Strict, read_toml, short, summarise
 from hebbkit.errors import GridError
 
 #: Characters a label segment (a folder name) may hold.
@@ -166,7 +166,7 @@ def _format_errors(error: ValidationError, path: Path) -> str:
             shown = "" if isinstance(value, (dict, list)) else f" = {short(value)}"
             lines.append(f"{where}{shown}: {message}.")
     count = "1 problem" if len(lines) == 1 else f"{len(lines)} problems"
-    return f"Invalid grid file {path} ({count}):\n  " + "\n  ".join(lines)
+    return f"Invalid grid file {path} ({count}):\n  " + "\n  ".join(summarise(lines))
 
 
 def _allowed(loc: tuple[Any, ...]) -> list[str]:

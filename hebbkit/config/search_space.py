@@ -34,7 +34,7 @@ from pydantic import (
 )
 
 from hebbkit.config.overrides import apply_overrides, parse_value
-from hebbkit.config.toml import Strict, did_you_mean, short, toml_inline
+from hebbkit.config.toml import Strict, did_you_mean, short, summarise, toml_inline
 
 #: Distributions a searched path can take, and what each one's value is.
 DISTRIBUTIONS: dict[str, str] = {
@@ -46,6 +46,8 @@ DISTRIBUTIONS: dict[str, str] = {
     "quniform": "[low, high, q]: a float drawn uniformly, rounded to a multiple of q",
 }
 FINITE = ("choice", "grid", "randint")
+#: The most trials one search may plan (a grid over wide ranges multiplies quickly).
+MAX_TRIALS = 100_000
 
 #: What a trial reports after each read-out epoch, and so what a search can select on.
 Metric = Literal["validation_accuracy", "test_accuracy", "train_loss", "train_running_accuracy"]
@@ -69,6 +71,15 @@ class Dimension(Strict):
     @property
     def finite(self) -> bool:
         return self.kind in FINITE
+
+    @property
+    def size(self) -> int:
+        """How many values a finite dimension has, counted without listing them."""
+        if self.kind == "randint":
+            return self.args[1] - self.args[0] + 1
+        if self.kind in ("choice", "grid"):
+            return len(self.args)
+        raise ValueError(f"a {self.kind} dimension has no finite list of values")
 
     @property
     def values(self) -> list[Any]:
@@ -176,7 +187,7 @@ class SearchConfig(Strict):
         if not space and not problems:
             problems.append("the space is empty; search at least one recipe path")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("; ".join(summarise(problems)))
         return space
 
     @model_validator(mode="after")
@@ -210,8 +221,13 @@ class SearchConfig(Strict):
                     f"{path!r}: algorithm optuna does not take grid; use choice (TPE picks "
                     "values), or algorithm random / grid"
                 )
+        if not problems and (count := self.trial_count()) > MAX_TRIALS:
+            problems.append(
+                f"the search would run {count} trials, more than the {MAX_TRIALS} hebbkit "
+                "plans at once; lower num_samples or narrow the grid and randint ranges"
+            )
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("; ".join(summarise(problems)))
         return self
 
     @property
@@ -229,7 +245,7 @@ class SearchConfig(Strict):
 
     def trial_count(self) -> int:
         """How many trials the search runs."""
-        grid = math.prod(len(self.space[p].values) for p in self.enumerated())
+        grid = math.prod(self.space[p].size for p in self.enumerated())
         return self.num_samples * grid
 
     def enumerated(self) -> list[str]:

@@ -135,7 +135,7 @@ def clip(text: str, width: int = 300) -> str:
     return f"{text[:half]} ... {text[-half:]}"
 
 
-def summarise(lines: list[str], limit: int = MAX_PROBLEMS, width: int = 300) -> list[str]:
+def summarise(lines: list[str], limit: int = MAX_PROBLEMS, width: int = 1000) -> list[str]:
     """At most ``limit`` problem lines, each clipped to ``width``, then how many were left
     out: an input with thousands of mistakes still gets a message one can read."""
     shown = [clip(line, width) for line in lines[:limit]]

@@ -40,17 +40,44 @@ def load_splits(
 ) -> DataSplits:
     """Load the recipe's dataset and carve subsets and the validation split."""
     spec = data_config.dataset
-    source = registry.get("dataset", spec.name).build(spec)
+    component = registry.get("dataset", spec.name)
+    source = component.build(spec)
     if not root.exists() and not download:
         raise DataError(
             f"Data root {root} does not exist. Pass --data-root DIR or set HEBBKIT_DATA=DIR to "
             "the folder that holds the datasets (e.g. DIR/MNIST/raw/*-ubyte.gz)."
         )
-    train = source.load(root, train=True, download=download)
-    test = source.load(root, train=False, download=download)
-    unlabeled = getattr(source, "unlabeled", None)
-    extra = unlabeled(root, download=download) if callable(unlabeled) else None
+    with component.call(f"failed to read the dataset {spec.name!r} from {root}"):
+        train = source.load(root, train=True, download=download)
+        test = source.load(root, train=False, download=download)
+        unlabeled = getattr(source, "unlabeled", None)
+        extra = unlabeled(root, download=download) if callable(unlabeled) else None
+    check_compatible(spec.name, train, test, extra)
     return split(train, test, data_config, extra)
+
+
+def check_compatible(
+    name: str, train: ImageSet, test: ImageSet, unlabeled: torch.Tensor | None
+) -> None:
+    """The sets of one dataset must share image shape and classes, or the read-out trained
+    on one cannot be tested on the other."""
+    for other, what in ((test, "test set"), (unlabeled, "unlabelled images")):
+        if other is None:
+            continue
+        images = other.images if isinstance(other, ImageSet) else other
+        if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
+            raise DataError(f"Dataset {name!r}: its {what} are not a uint8 tensor.")
+        if tuple(images.shape[1:]) != tuple(train.images.shape[1:]):
+            raise DataError(
+                f"Dataset {name!r}: the training images ({train.source or 'training set'}) are "
+                f"{tuple(train.images.shape[1:])} but the {what} "
+                f"({getattr(other, 'source', '') or what}) are {tuple(images.shape[1:])}."
+            )
+    if test.classes != train.classes:
+        raise DataError(
+            f"Dataset {name!r}: the training and test sets name different classes "
+            f"({len(train.classes)} and {len(test.classes)})."
+        )
 
 
 def split(
@@ -77,13 +104,11 @@ def split(
 
 
 def _validation_size(value: float, total: int) -> int:
+    """Images in the validation split: a fraction of ``total``, or a whole count (the recipe
+    model refuses other values)."""
     if value <= 0:
         return 0
     size = int(round(value * total)) if value < 1 else int(value)
-    if value >= 1 and value != int(value):
-        raise DataError(
-            f"data.validation = {value}: give a fraction in [0, 1) or a whole number of images."
-        )
     if size >= total:
         raise DataError(
             f"data.validation = {value} leaves no training images (the set has {total})."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -78,6 +79,8 @@ class IDXSource:
     """MNIST and Fashion-MNIST in torchvision's ``<Name>/raw`` layout."""
 
     channels = 1
+    image_shape = (1, 28, 28)
+    sizes: ClassVar[dict[str, int]] = {"train": 60_000, "test": 10_000}
 
     def __init__(self, folder_name: str, torchvision_class: str, classes: list[str]) -> None:
         self.folder_name = folder_name
@@ -106,18 +109,32 @@ class IDXSource:
                 lambda: getattr(tvd, self.torchvision_class)(str(root), train=train, download=True),
                 download,
             )
-        images = read_idx(find_file(folder, names[0]))
-        labels = read_idx(find_file(folder, names[1]))
-        if images.dim() != 3:
+        images_file, labels_file = find_file(folder, names[0]), find_file(folder, names[1])
+        images, labels = read_idx(images_file), read_idx(labels_file)
+        if images.dim() != 3 or images.dtype != torch.uint8:
             raise DataError(
-                f"{folder / names[0]} holds shape {tuple(images.shape)}, expected (N, H, W)."
+                f"{images_file} holds {images.dtype} of shape {tuple(images.shape)}; expected "
+                "unsigned bytes (N, H, W)."
             )
-        return ImageSet(images.unsqueeze(1).contiguous(), labels.long(), self.classes)
+        if labels.dim() != 1 or labels.dtype.is_floating_point:
+            raise DataError(
+                f"{labels_file} holds {labels.dtype} of shape {tuple(labels.shape)}; expected "
+                "integers (N,)."
+            )
+        if labels.shape[0] != images.shape[0]:
+            raise DataError(
+                f"{images_file} holds {images.shape[0]} images but {labels_file} holds "
+                f"{labels.shape[0]} labels."
+            )
+        source = f"{images_file} (labels {labels_file.name})"
+        return ImageSet(images.unsqueeze(1).contiguous(), labels.long(), self.classes, source)
 
 
 class CIFAR10Source:
     folder_name = "cifar-10-batches-py"
     channels = 3
+    image_shape = (3, 32, 32)
+    sizes: ClassVar[dict[str, int]] = {"train": 50_000, "test": 10_000}
 
     def load(self, root: Path, *, train: bool, download: bool) -> ImageSet:
         folder = root / self.folder_name
@@ -141,15 +158,19 @@ class CIFAR10Source:
         data = np.concatenate([images for images, _ in parts])
         labels = torch.tensor([label for _, batch in parts for label in batch], dtype=torch.long)
         images = torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
-        return ImageSet(images, labels, CIFAR10_CLASSES)
+        return ImageSet(images, labels, CIFAR10_CLASSES, f"{folder}/{{{','.join(names)}}}")
 
 
 class STL10Source:
     folder_name = "stl10_binary"
     channels = 3
+    image_shape = (3, 96, 96)
 
     def __init__(self, params: STL10Params) -> None:
         self.params = params
+        self.sizes = {"train": 5_000, "test": 8_000}
+        if params.unlabeled:
+            self.sizes["unlabeled"] = 100_000
 
     def _ensure(self, root: Path, names: list[str], split: str, download: bool) -> Path:
         folder = root / self.folder_name
@@ -174,11 +195,15 @@ class STL10Source:
         split = "train" if train else "test"
         names = [f"{split}_X.bin", f"{split}_y.bin"]
         folder = self._ensure(root, names, split, download)
-        images = read_stl_images(find_file(folder, names[0]))
-        labels = read_stl_labels(find_file(folder, names[1]))
+        images_file, labels_file = find_file(folder, names[0]), find_file(folder, names[1])
+        images, labels = read_stl_images(images_file), read_stl_labels(labels_file)
         if labels.shape[0] != images.shape[0]:
-            raise DataError(f"{folder}: {images.shape[0]} images but {labels.shape[0]} labels.")
-        return ImageSet(images, labels, STL10_CLASSES)
+            raise DataError(
+                f"{images_file} holds {images.shape[0]} images but {labels_file} holds "
+                f"{labels.shape[0]} labels."
+            )
+        source = f"{images_file} (labels {labels_file.name})"
+        return ImageSet(images, labels, STL10_CLASSES, source)
 
     def unlabeled(self, root: Path, *, download: bool) -> torch.Tensor | None:
         if not self.params.unlabeled:
