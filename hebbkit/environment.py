@@ -55,6 +55,11 @@ def env_flag(name: str) -> bool:
     )
 
 
+def describe_setting(source: str, value: str) -> str:
+    """How the user wrote a setting: ``--device 'tpu'`` or ``HEBBKIT_DEVICE='tpu'``."""
+    return f"{source}={value!r}" if source.startswith(PREFIX) else f"{source} {value!r}"
+
+
 def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     """One sentence per ``HEBBKIT_*`` variable hebbkit does not know (a typo reads nothing)."""
     environ = os.environ if environ is None else environ

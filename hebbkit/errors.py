@@ -37,6 +37,10 @@ class RunFolderError(HebbkitError):
     """The run folder cannot be used (exists, claimed by another run, not writable, full)."""
 
 
+class FolderInUse(RunFolderError):
+    """Another live hebbkit process has claimed the output folder."""
+
+
 class SettingError(HebbkitError):
     """A command-line flag or a ``HEBBKIT_*`` environment variable has a bad value."""
 

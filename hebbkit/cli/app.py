@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from hebbkit import __version__
 from hebbkit.cli import components, run, study, tune
-from hebbkit.cli.options import print_error
+from hebbkit.cli.options import install_notice_printer, print_error
 from hebbkit.errors import HebbkitError
 from hebbkit.plugins import add_commands, get_plugin_manager
 
@@ -151,6 +151,7 @@ def load_plugin_commands() -> None:
 
 
 def main() -> None:
+    install_notice_printer()
     try:
         load_plugin_commands()
     except HebbkitError as error:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -12,7 +15,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape  # messages hold [brackets]: pip install 'hebbkit[tune]'
 
-from hebbkit.errors import HebbkitError, HebbkitNotice
+from hebbkit.config.toml import clip
+from hebbkit.environment import unknown_variables
+from hebbkit.errors import HebbkitError, HebbkitNotice, HebbkitWarning, Terminated
 
 out = Console()
 err = Console(stderr=True)
@@ -61,11 +66,36 @@ TrackOption = Annotated[
 ]
 
 
-def print_error(error: HebbkitError) -> None:
+MaxMemoryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--max-memory",
+        help="refuse a run whose estimated peak memory exceeds this, e.g. 8GiB (default: "
+        "$HEBBKIT_MAX_MEMORY, else what the machine has free)",
+    ),
+]
+
+#: The longest error message printed (a message is one paragraph; this bounds a hostile one).
+MAX_MESSAGE = 8000
+#: Signals that stop a command like Ctrl-C does: timeout, Slurm, Kubernetes and Ray send
+#: SIGTERM; a closed terminal sends SIGHUP.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def print_error(error: BaseException) -> None:
     """One paragraph on stderr: the message, then any notes (where partial files went)."""
-    err.print(f"[bold red]Error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+    text = clip(str(error), MAX_MESSAGE)
+    err.print(f"[bold red]Error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+    print_notes(error)
+
+
+def print_notes(error: BaseException) -> None:
     for note in getattr(error, "__notes__", []):
-        err.print(note, highlight=False, soft_wrap=True)
+        err.print(note, highlight=False, soft_wrap=True, markup=False)
+
+
+def print_notice(message: str) -> None:
+    err.print(f"[bold yellow]Note:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def echo(text: str) -> None:
@@ -78,32 +108,87 @@ def notice_printer(fallback: Callable[..., None]) -> Callable[..., None]:
     and hands any other warning to ``fallback``."""
 
     def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-        if issubclass(category, HebbkitNotice):
-            err.print(
-                f"[bold yellow]Note:[/] {escape(str(message))}", highlight=False, soft_wrap=True
-            )
+        if issubclass(category, (HebbkitNotice, HebbkitWarning)):
+            print_notice(str(message))
         else:
             fallback(message, category, *args, **kwargs)
 
     return show
 
 
+def install_notice_printer() -> None:
+    """For the whole process (the ``hebbkit`` program): notices as ``Note:`` lines."""
+    warnings.simplefilter("default", HebbkitNotice)
+    warnings.showwarning = notice_printer(warnings.showwarning)
+
+
+@contextlib.contextmanager
+def stop_signals_as_interrupts() -> Iterator[None]:
+    """While a command runs, SIGTERM and SIGHUP raise :class:`~hebbkit.errors.Terminated`
+    (a KeyboardInterrupt), so a run stopped by ``timeout`` or a scheduler keeps its files
+    as ``<out>.failed-<time>`` exactly as after Ctrl-C. A repeated signal is ignored while
+    the first one unwinds, so cleaning up is not cut short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(number: int, frame: Any) -> None:
+        signal.signal(number, signal.SIG_IGN)
+        raise Terminated(signal.Signals(number).name, 128 + number)
+
+    previous = {number: signal.signal(number, stop) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _os_error(error: OSError) -> HebbkitError:
+    """An operating-system error no layer turned into a message: name the path and why."""
+    paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
+    where = " -> ".join(clip(p, 300) for p in paths) or "a file"
+    return HebbkitError(f"Cannot use {where}: {error.strerror or error}.")
+
+
 def user_errors(command: F) -> F:
     """Turn hebbkit's user errors into a one-paragraph message and exit code 2 (3: diverged);
-    print hebbkit's notices (:class:`~hebbkit.errors.HebbkitNotice`) as ``Note:`` lines."""
+    print hebbkit's notices (:class:`~hebbkit.errors.HebbkitNotice`) as ``Note:`` lines.
+    Ctrl-C exits 130, SIGTERM 143, each after the note saying where partial files went; an
+    operating-system error no layer named (a full disk, a read-only folder) exits 2 with the
+    path and the reason."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for note in unknown_variables():
+            print_notice(note)
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), stop_signals_as_interrupts():
                 warnings.simplefilter("default", HebbkitNotice)  # each distinct notice once
+                warnings.simplefilter("always", HebbkitWarning)
                 warnings.showwarning = notice_printer(warnings.showwarning)
                 return command(*args, **kwargs)
         except HebbkitError as error:
             print_error(error)
             raise typer.Exit(error.exit_code) from None
-        except KeyboardInterrupt:
+        except Terminated as error:
+            err.print(f"Stopped by {error.signal_name}.", highlight=False)
+            print_notes(error)
+            raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt as error:
             err.print("Interrupted.")
+            print_notes(error)
             raise typer.Exit(130) from None
+        except OSError as error:
+            print_error(_os_error(error))
+            raise typer.Exit(2) from None
+        except MemoryError:
+            print_error(
+                HebbkitError(
+                    "Out of memory. Lower the recipe's channels or batch sizes, or check the "
+                    "estimate with hebbkit inspect (--max-memory bounds what a run may plan)."
+                )
+            )
+            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

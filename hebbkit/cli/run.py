@@ -14,6 +14,7 @@ from hebbkit.cli.options import (
     DataRootOption,
     DeviceOption,
     JsonOption,
+    MaxMemoryOption,
     OfflineOption,
     QuietOption,
     RecipeArg,
@@ -60,6 +61,7 @@ def run(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="replace --out if it exists, once the run succeeded")
     ] = False,
+    max_memory: MaxMemoryOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Train and evaluate one recipe; write its run folder."""
@@ -68,7 +70,7 @@ def run(
     from hebbkit.runs.run import Machine, RunOrigin, run_recipe
 
     spec = _load(recipe, overrides)
-    machine = Machine.from_flags(data_root, device, offline, track)
+    machine = Machine.from_flags(data_root, device, offline, track, max_memory=max_memory)
     folder = (out_dir or default_run_folder(spec.name)).resolve()
     summary = run_recipe(
         spec,
@@ -149,21 +151,35 @@ def _print_summary(summary: Any, folder: Path, overrides: list[str]) -> None:
 
 
 @user_errors
-def inspect(recipe: RecipeArg, overrides: SetOption = None, as_json: JsonOption = False) -> None:
-    """Per Hebbian layer after initialisation: shape, non-zeros, distinct filters, norms, rate."""
+def inspect(
+    recipe: RecipeArg,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+    data_root: DataRootOption = None,
+    device: DeviceOption = None,
+    offline: OfflineOption = False,
+    max_memory: MaxMemoryOption = None,
+) -> None:
+    """Per Hebbian layer: map sizes, and after initialisation shape, non-zeros, distinct
+    filters, norms, rate; then the run's memory estimate (refused if it does not fit)."""
+    from hebbkit.engine.shapes import gib
     from hebbkit.runs.run import Machine, inspect_recipe
 
     spec = _load(recipe, overrides)
-    rows = inspect_recipe(spec, get_registry(), Machine.from_flags())
+    machine = Machine.from_flags(data_root, device, offline, track=[], max_memory=max_memory)
+    report = inspect_recipe(spec, get_registry(), machine)
     if as_json:
-        out.print_json(json.dumps(rows))
+        out.print_json(json.dumps(report))
         return
+    rows = report["layers"]
     table = Table(
         title=f"{spec.name}: Hebbian layers after initialisation",
         caption=escape(spec.description),
     )
     columns = [
         "layer",
+        "input_map",
+        "output_map",
         "init",
         "shape",
         "parameters",
@@ -177,6 +193,18 @@ def inspect(recipe: RecipeArg, overrides: SetOption = None, as_json: JsonOption 
     for row in rows:
         table.add_row(*[_cell(row[column]) for column in columns])
     out.print(table)
+    memory = report["memory"]
+    parts = Table(
+        title=f"Memory estimate: {gib(memory['peak_bytes'])} at its peak ({memory['peak_phase']} "
+        f"phase, {'RAM' if memory['device'] == 'cpu' else 'GPU memory'})"
+    )
+    for column in ("phase", "part", "set by", "size"):
+        parts.add_column(column, justify="right" if column == "size" else "left")
+    for part in memory["parts"]:
+        parts.add_row(part["phase"], part["what"], part["key"], gib(part["bytes"]))
+    out.print(parts)
+    if memory["limit"]:
+        out.print(f"Fits in {memory['limit']} ({gib(memory['limit_bytes'])}).", highlight=False)
 
 
 def _cell(value: Any) -> str:

@@ -10,7 +10,6 @@ neurons or samples.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,9 +19,9 @@ from torch import nn
 
 from hebbkit.config.recipe import LayerConfig, Recipe
 from hebbkit.engine.seeds import derive_seed
-from hebbkit.errors import HebbkitError, PluginError
+from hebbkit.errors import PluginError
 from hebbkit.plasticity import HebbianBatch, PlasticityParams, apply_update
-from hebbkit.registry import Registry
+from hebbkit.registry import PluginCall, Registry
 
 
 def build_initial_weight(
@@ -31,7 +30,8 @@ def build_initial_weight(
     """Run an initializer and check what it returned."""
     component = registry.get("initializer", spec.name)
     init = component.build(spec)
-    weight = init(tuple(shape), generator)
+    with component.call(f"failed in init({tuple(shape)}, generator)"):
+        weight = init(tuple(shape), generator)
     if not isinstance(weight, torch.Tensor) or tuple(weight.shape) != tuple(shape):
         raise PluginError(
             f"Initializer {spec.name!r} from {component.origin.describe()} returned "
@@ -68,17 +68,24 @@ class HebbianLayer(nn.Module):
         self.register_buffer(
             "weight", build_initial_weight(registry, config.init, shape, generator)
         )
-        self.rule = registry.get("plasticity", config.plasticity.name).build(config.plasticity)
+        rule = registry.get("plasticity", config.plasticity.name)
+        compete = registry.get("competition", config.competition.name)
+        activation = registry.get("activation", config.activation.name)
+        pool = registry.get("pooling", config.pool.name)
+        self.rule = rule.build(config.plasticity)
         self.rule_params: PlasticityParams = config.plasticity
-        self.compete = registry.get("competition", config.competition.name).build(
-            config.competition
-        )
-        self.activation = registry.get("activation", config.activation.name).build(
-            config.activation
-        )
-        self.pool = registry.get("pooling", config.pool.name).build(config.pool)
+        self.compete = compete.build(config.competition)
+        self.activation = activation.build(config.activation)
+        self.pool = pool.build(config.pool)
         if not isinstance(self.pool, nn.Module):
             raise PluginError(f"Pooling {config.pool.name!r} did not build a torch.nn.Module.")
+        #: entered around every call into a component, so a failure names its plugin
+        self.guards: dict[str, PluginCall] = {
+            "plasticity": rule.call("failed in delta(weight, batch)"),
+            "competition": compete.call("failed in compete(u)"),
+            "activation": activation.call("failed in f(u)"),
+            "pooling": pool.call("failed pooling a map"),
+        }
 
     @property
     def fan_in(self) -> int:
@@ -101,7 +108,10 @@ class HebbianLayer(nn.Module):
         return F.conv2d(x, self.weight, stride=self.stride, dilation=self.dilation)
 
     def output(self, u: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.activation(u))
+        with self.guards["activation"]:
+            y = self.activation(u)
+        with self.guards["pooling"]:
+            return self.pool(y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(self.preactivation(x))
@@ -147,18 +157,21 @@ class HebbianLayer(nn.Module):
         u_map = F.conv2d(x, self.weight, stride=self.stride, dilation=self.dilation)
         channels = u_map.shape[1]
         u = u_map.permute(0, 2, 3, 1).reshape(-1, channels)
-        if self.win_counts is not None:
-            # a competition may say who won (its tie-break rule); else the first maximum
-            winners = getattr(self.compete, "winners", None)
-            won = winners(u) if winners is not None else u.argmax(1)
-            self.win_counts += torch.bincount(won, minlength=channels)
+        with self.guards["competition"]:
+            if self.win_counts is not None:
+                # a competition may say who won (its tie-break rule); else the first maximum
+                winners = getattr(self.compete, "winners", None)
+                won = winners(u) if winners is not None else u.argmax(1)
+                self.win_counts += torch.bincount(won, minlength=channels)
+            y = self.compete(u)
         batch = HebbianBatch(
             u=u,
-            y=self.compete(u),
+            y=y,
             correlate=lambda signal: self.correlate(x, signal),
             patches=lambda: self.patches(x),
         )
-        delta = self.rule.delta(self.weight_matrix(), batch)
+        with self.guards["plasticity"]:
+            delta = self.rule.delta(self.weight_matrix(), batch)
         apply_update(self.weight_matrix(), delta, self.rule_params, progress)
         return self.output(u_map) if want_output else None
 
@@ -194,27 +207,3 @@ class HebbianNetwork(nn.Module):
             shape = tuple(self(torch.zeros(1, *image_shape, device=device)).shape[1:])
         self.train(was_training)
         return shape
-
-
-def initialisation_problem(
-    recipe: Recipe, registry: Registry, built: dict[str, str | None] | None = None
-) -> str | None:
-    """Initialise the recipe's network on the CPU and return why it was refused, if it was.
-
-    Catches what only the components know, such as a shape an initializer refuses, before a
-    search or grid starts anything. ``built`` caches the answer per distinct layer stack.
-    """
-    source = registry.get("dataset", recipe.data.dataset.name)
-    channels = getattr(source.build(recipe.data.dataset), "channels", None)
-    if not channels:
-        return None  # a dataset that knows its channels only once loaded: checked at run time
-    layers = [layer.model_dump(mode="json") for layer in recipe.layers]
-    key = f"{channels}:" + json.dumps(layers, sort_keys=True)
-    built = {} if built is None else built
-    if key not in built:
-        try:
-            HebbianNetwork.from_recipe(recipe, channels, registry)
-            built[key] = None
-        except (HebbkitError, ValueError) as error:
-            built[key] = f"{type(error).__name__}: {error}"
-    return built[key]

@@ -83,10 +83,10 @@ def check_compatible(
 def split(
     train: ImageSet, test: ImageSet, data_config: DataConfig, unlabeled: torch.Tensor | None = None
 ) -> DataSplits:
-    validation_size = _validation_size(data_config.validation, len(train))
+    held_out = validation_size(data_config.validation, len(train))
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(SPLIT_SEED))
-    validation = train.select(order[:validation_size].sort().values) if validation_size else None
-    rest = order[validation_size:]
+    validation = train.select(order[:held_out].sort().values) if held_out else None
+    rest = order[held_out:]
     subset = data_config.train_subset
     if subset is not None:
         if subset > len(rest):
@@ -103,7 +103,7 @@ def split(
     return DataSplits(train=train, validation=validation, test=test, unlabeled=unlabeled)
 
 
-def _validation_size(value: float, total: int) -> int:
+def validation_size(value: float, total: int) -> int:
     """Images in the validation split: a fraction of ``total``, or a whole count (the recipe
     model refuses other values)."""
     if value <= 0:

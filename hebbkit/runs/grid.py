@@ -40,8 +40,8 @@ from hebbkit.config.recipe import (
     validate_recipe,
 )
 from hebbkit.config.toml import display, read_toml, short, toml_inline
-from hebbkit.engine.network import initialisation_problem
 from hebbkit.engine.progress import ProgressReporter
+from hebbkit.engine.shapes import startup_problem
 from hebbkit.errors import GridError, HebbkitError, RecipeError, RunFolderError
 from hebbkit.registry import Registry
 from hebbkit.runs import ray as adapter
@@ -291,7 +291,7 @@ def load_grid(
                     problems.append(f"run {label!r}: {error}")
                     break  # the other seeds fail the same way
                 if seed == seeds[0] and (
-                    refused := initialisation_problem(recipe, registry, built)
+                    refused := startup_problem(recipe, registry, built)
                 ):
                     problems.append(f"run {label!r}: {refused}")
                     break

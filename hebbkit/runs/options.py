@@ -3,14 +3,16 @@ validated once for both (no Ray import here)."""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from hebbkit.environment import describe_setting
 from hebbkit.errors import HebbkitError
-from hebbkit.runs.run import device_setting
+from hebbkit.runs.run import device_source
 from hebbkit.runs.tracking import TrackSpec
 
 
@@ -66,24 +68,25 @@ def ray_options(
     """
     where = ray_address(address)
     cpus_flag, gpus_flag = f"--cpus-per-{unit}", f"--gpus-per-{unit}"
-    if cpus <= 0:
+    if not math.isfinite(cpus) or cpus <= 0:
         raise HebbkitError(f"{cpus_flag} {cpus:g}: give a positive number (e.g. 1 or 0.5).")
-    if gpus < 0:
+    if not math.isfinite(gpus) or gpus < 0:
         raise HebbkitError(f"{gpus_flag} {gpus:g}: give 0 or more (0.25: four per GPU).")
     if max_concurrent is not None and max_concurrent < 1:
         raise HebbkitError(f"--max-concurrent {max_concurrent}: give 1 or more.")
-    requested = device_setting(device)
+    requested, source = device_source(device)
     if requested is not None and requested not in ("cpu", "cuda"):
         raise HebbkitError(
-            f"--device {requested!r}: through Ray a {unit} takes cpu or cuda (Ray assigns each "
-            f"{unit} its GPU, which it sees as cuda)."
+            f"{describe_setting(source, requested)}: through Ray a {unit} takes cpu or cuda (Ray "
+            f"assigns each {unit} its GPU, which it sees as cuda)."
         )
     if gpus > 0:
         chosen = requested or "cuda"
     elif requested == "cuda":
         raise HebbkitError(
-            f"--device cuda needs {gpus_flag} > 0: Ray hides the GPUs from {unit}s that did "
-            f"not ask for one (try {gpus_flag} 1, or 0.25 to share a GPU by four)."
+            f"{describe_setting(source, requested)} needs {gpus_flag} > 0: Ray hides the GPUs "
+            f"from {unit}s that did not ask for one (try {gpus_flag} 1, or 0.25 to share a GPU "
+            "by four)."
         )
     else:
         chosen = "cpu"

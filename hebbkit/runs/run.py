@@ -1,18 +1,21 @@
 """``hebbkit run``: one recipe from data to run folder, reading top to bottom.
 
 :class:`Machine` holds the settings of the machine, never of the experiment; it is the only
-place that reads ``HEBBKIT_DATA``, ``HEBBKIT_OFFLINE``, ``HEBBKIT_DEVICE`` and
-``HEBBKIT_TRACK``.
+place that reads ``HEBBKIT_DATA``, ``HEBBKIT_OFFLINE``, ``HEBBKIT_DEVICE``,
+``HEBBKIT_MAX_MEMORY`` and ``HEBBKIT_TRACK`` (parsed by :mod:`hebbkit.environment`, so a bad
+value names its variable). A run is checked against its images and the machine's memory
+before anything is allocated (:func:`check_fits`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shlex
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +24,21 @@ from typing import Any, cast
 import torch
 
 from hebbkit.config.recipe import Recipe, flatten_recipe, hebbian_hash, recipe_dict, recipe_toml
+from hebbkit.config.toml import os_reason
 from hebbkit.engine.diagnostics import describe_layers
 from hebbkit.engine.network import HebbianNetwork
 from hebbkit.engine.progress import ProgressReporter, QuietProgress
 from hebbkit.engine.seeds import derive_seed
-from hebbkit.engine.splits import load_splits
+from hebbkit.engine.shapes import (
+    Counts,
+    RecipePlan,
+    declared_classes,
+    declared_geometry,
+    memory_problem,
+    plan_recipe,
+    planned_counts,
+)
+from hebbkit.engine.splits import DataSplits, load_splits
 from hebbkit.engine.training import (
     accuracy,
     extract_features,
@@ -33,11 +46,14 @@ from hebbkit.engine.training import (
     hebbian_phase,
     readout_phase,
 )
-from hebbkit.errors import HebbkitError
+from hebbkit.environment import describe_setting, env_flag, env_value
+from hebbkit.errors import ResourceError, SettingError
 from hebbkit.registry import Registry
 from hebbkit.runs.folder import (
     FILTERS_FILE,
+    METRICS_FILE,
     RECIPE_FILE,
+    SUMMARY_FILE,
     TRACKERS_DIR,
     WEIGHTS_FILE,
     WINNERS_FILE,
@@ -47,7 +63,9 @@ from hebbkit.runs.folder import (
     write_metrics,
     write_summary,
     write_table,
+    writing,
 )
+from hebbkit.runs.memory import MemoryLimit, memory_limit, parse_size
 from hebbkit.runs.pictures import save_filter_pictures
 from hebbkit.runs.provenance import (
     code_provenance,
@@ -66,43 +84,93 @@ from hebbkit.runs.tracking import (
 )
 from hebbkit.tracking import Status, TrackedRun
 
-TRUE_WORDS = {"1", "true", "yes", "on"}
-
 
 def data_root(flag: str | Path | None = None) -> Path:
     """``--data-root``, else ``HEBBKIT_DATA``, else ``./data`` (absolute)."""
-    value = flag or os.environ.get("HEBBKIT_DATA") or "data"
-    return Path(value).expanduser().resolve()
+    if flag:
+        value, source = str(flag), "--data-root"
+    else:
+        value, source = env_value("HEBBKIT_DATA") or "data", "HEBBKIT_DATA"
+    try:
+        root = Path(value).expanduser().resolve()
+        is_file = root.exists() and not root.is_dir()
+    except (OSError, RuntimeError, ValueError) as error:
+        raise SettingError(
+            f"{describe_setting(source, value)} is not a usable folder: {os_reason(error)}."
+        ) from None
+    if is_file:
+        raise SettingError(
+            f"{describe_setting(source, value)} is a file; it must be the folder that holds the "
+            "datasets (e.g. DIR/MNIST/raw/*-ubyte.gz)."
+        )
+    return root
 
 
 def offline(flag: bool = False) -> bool:
-    """``--offline`` or ``HEBBKIT_OFFLINE=1``: never download."""
-    env = os.environ.get("HEBBKIT_OFFLINE", "").strip().lower()
-    return flag or env in TRUE_WORDS
+    """``--offline`` or ``HEBBKIT_OFFLINE=1``: never download. The variable is checked even
+    when the flag is given: a bad value is never silently ignored."""
+    from_env = env_flag("HEBBKIT_OFFLINE")
+    return flag or from_env
+
+
+def device_source(flag: str | None = None) -> tuple[str | None, str]:
+    """The requested device and who asked: ``--device``, else ``HEBBKIT_DEVICE``."""
+    if flag is not None and flag.strip():
+        return flag.strip(), "--device"
+    return env_value("HEBBKIT_DEVICE"), "HEBBKIT_DEVICE"
 
 
 def device_setting(flag: str | None = None) -> str | None:
     """``--device``, else ``HEBBKIT_DEVICE``, else None (the caller's default)."""
-    return (flag or os.environ.get("HEBBKIT_DEVICE") or "").strip() or None
+    return device_source(flag)[0]
 
 
-def resolve_device(name: str | None) -> torch.device:
-    """``--device``, else ``HEBBKIT_DEVICE``, else cpu."""
-    value = device_setting(name) or "cpu"
+def resolve_device(name: str | None = None) -> torch.device:
+    """``--device``, else ``HEBBKIT_DEVICE``, else cpu; a bad value names where it came from."""
+    value, source = device_source(name)
+    if value is None:
+        return torch.device("cpu")
+    setting = describe_setting(source, value)
     try:
         device = torch.device(value)
-    except RuntimeError:
-        raise HebbkitError(
-            f"--device {value!r} is not a device; use cpu, cuda or cuda:N."
-        ) from None
+    except (RuntimeError, ValueError):
+        raise SettingError(f"{setting} is not a device; use cpu, cuda or cuda:N.") from None
     if device.type not in {"cpu", "cuda"}:
-        raise HebbkitError(f"--device {value!r}: hebbkit runs on cpu or cuda.")
+        raise SettingError(f"{setting}: hebbkit runs on cpu or cuda (or cuda:N).")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise HebbkitError(
-            f"--device {value!r} asked for a GPU, but torch {torch.__version__} sees none here. "
-            "Use --device cpu."
+        raise SettingError(
+            f"{setting} asked for a GPU, but torch {torch.__version__} sees none here. "
+            f"Use cpu{' (or unset HEBBKIT_DEVICE)' if source.startswith('HEBBKIT') else ''}."
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise SettingError(
+            f"{setting}: this machine has {torch.cuda.device_count()} GPU(s), cuda:0 to "
+            f"cuda:{torch.cuda.device_count() - 1}."
         )
     return device
+
+
+def max_memory_setting(flag: str | None = None) -> tuple[int | None, str]:
+    """``--max-memory``, else ``HEBBKIT_MAX_MEMORY`` (bytes), else None; and who set it."""
+    if flag is not None:
+        return parse_size(flag, "--max-memory"), "--max-memory"
+    value = env_value("HEBBKIT_MAX_MEMORY")
+    if value is None:
+        return None, ""
+    return parse_size(value, "HEBBKIT_MAX_MEMORY"), "HEBBKIT_MAX_MEMORY"
+
+
+def memory_setting(flag: str | None = None) -> MemoryLimit | None:
+    """``--max-memory`` or ``HEBBKIT_MAX_MEMORY`` as a limit, without asking the machine
+    (for runs on other machines, through Ray)."""
+    limit, source = max_memory_setting(flag)
+    return MemoryLimit(limit, source) if limit is not None else None
+
+
+def local_memory_limit(device: str) -> MemoryLimit | None:
+    """What a run on this machine's ``device`` (cpu or cuda) could ever hold: the bound of
+    the checks before a grid or search starts (each run checks free memory when it starts)."""
+    return memory_limit(torch.device(device), None, "", total=True)
 
 
 def track_setting(flags: list[str] | None = None) -> list[TrackSpec]:
@@ -122,6 +190,9 @@ class Machine:
     offline: bool = field(default_factory=offline)
     #: the experiment trackers every run on this machine logs to
     track: list[TrackSpec] = field(default_factory=track_setting)
+    #: the most memory a run may plan to use (None: what the machine has free)
+    max_memory: int | None = field(default_factory=lambda: max_memory_setting()[0])
+    max_memory_source: str = field(default_factory=lambda: max_memory_setting()[1])
 
     @classmethod
     def from_flags(
@@ -130,11 +201,23 @@ class Machine:
         device: str | None = None,
         no_download: bool = False,
         track: list[str] | None = None,
+        max_memory: str | None = None,
     ) -> Machine:
         """From command-line flags, each falling back to its ``HEBBKIT_*`` variable."""
+        limit, source = max_memory_setting(max_memory)
         return cls(
-            data_root(data), resolve_device(device), offline(no_download), track_setting(track)
+            data_root(data),
+            resolve_device(device),
+            offline(no_download),
+            track_setting(track),
+            limit,
+            source,
         )
+
+    def memory_limit(self, total: bool = False) -> MemoryLimit | None:
+        """What a run on this machine may plan to hold: ``--max-memory``, else what is free
+        (with ``total``: what the machine has at all; see :mod:`hebbkit.runs.memory`)."""
+        return memory_limit(self.device, self.max_memory, self.max_memory_source, total)
 
 
 class Stopwatch:
@@ -167,20 +250,86 @@ def seed_everything(recipe: Recipe, device: torch.device) -> None:
         torch.use_deterministic_algorithms(False)
 
 
-def input_channels(recipe: Recipe, registry: Registry, machine: Machine) -> int:
-    """Channels of the recipe's images: as the dataset declares them, else from its test set."""
-    source = registry.get("dataset", recipe.data.dataset.name).build(recipe.data.dataset)
-    channels = getattr(source, "channels", None)
-    if channels:
-        return int(channels)
-    images = source.load(machine.data_root, train=False, download=not machine.offline)
-    return int(images.images.shape[1])
+def check_fits(
+    recipe: Recipe,
+    registry: Registry,
+    machine: Machine,
+    image_shape: Sequence[int],
+    counts: Counts,
+    classes: int,
+) -> RecipePlan:
+    """Walk the recipe's shapes and estimate its memory for these images; refuse (exit 2)
+    with the layer and the figure when it does not fit, before anything is allocated."""
+    plan = plan_recipe(
+        recipe, registry, image_shape, counts, device=machine.device.type, classes=classes
+    )
+    limit = machine.memory_limit()
+    if limit is not None:
+        problem = memory_problem(plan, limit.bytes, limit.what)
+        if problem:
+            raise ResourceError(f"Recipe {recipe.name}: {problem}")
+    return plan
 
 
-def inspect_recipe(recipe: Recipe, registry: Registry, machine: Machine) -> list[dict[str, Any]]:
-    """``hebbkit inspect``: each Hebbian layer right after initialisation."""
-    channels = input_channels(recipe, registry, machine)
-    return describe_layers(HebbianNetwork.from_recipe(recipe, channels, registry))
+def preflight(recipe: Recipe, registry: Registry, machine: Machine) -> RecipePlan | None:
+    """:func:`check_fits` on the images the dataset declares (before reading them); None
+    when the dataset declares nothing (then the run checks once the data is read)."""
+    image_shape, sizes = declared_geometry(recipe, registry)
+    if image_shape is None or sizes is None:
+        return None
+    counts = planned_counts(recipe.data, sizes)
+    classes = declared_classes(recipe, registry)
+    return check_fits(recipe, registry, machine, image_shape, counts, classes)
+
+
+def inspect_recipe(recipe: Recipe, registry: Registry, machine: Machine) -> dict[str, Any]:
+    """``hebbkit inspect``: each layer's map sizes and, right after initialisation, its
+    weights; and the run's memory estimate (checked before the network is built)."""
+    plan = preflight(recipe, registry, machine)
+    if plan is None:  # the dataset declares nothing: read its test set to see its images
+        spec = recipe.data.dataset
+        component = registry.get("dataset", spec.name)
+        with component.call(f"failed to read the dataset {spec.name!r}"):
+            images = component.build(spec).load(
+                machine.data_root, train=False, download=not machine.offline
+            )
+        counts = Counts(len(images), 0, len(images), 0, 2 * len(images))
+        shape = tuple(images.images.shape[1:])
+        plan = check_fits(recipe, registry, machine, shape, counts, len(images.classes))
+    network = HebbianNetwork.from_recipe(recipe, plan.image_shape[0], registry)
+    layers = describe_layers(network)
+    for row, shape in zip(layers, plan.layers, strict=True):
+        row["input_map"] = list(shape.input)
+        row["output_map"] = list(shape.output)
+    limit = machine.memory_limit()
+    return {
+        "layers": layers,
+        "memory": {
+            "device": plan.memory.device,
+            "peak_bytes": plan.memory.device_bytes,
+            "host_bytes": plan.memory.host_bytes,
+            "peak_phase": plan.memory.peak_phase,
+            "limit_bytes": limit.bytes if limit else None,
+            "limit": limit.what if limit else None,
+            "parts": plan.memory.rows(),
+        },
+    }
+
+
+def _run_counts(splits: DataSplits) -> Counts:
+    unlabeled = 0 if splits.unlabeled is None else int(splits.unlabeled.shape[0])
+    validation = 0 if splits.validation is None else len(splits.validation)
+    held = len(splits.train) + validation + len(splits.test)
+    return Counts(len(splits.train), validation, len(splits.test), unlabeled, held + unlabeled)
+
+
+def _save_partial(folder: Path, rows: list[dict[str, Any]], winners: list[dict[str, Any]]) -> None:
+    """Write what a failing run measured, as far as the disk lets us (the run's own error
+    is the one to report)."""
+    with contextlib.suppress(Exception):
+        write_metrics(folder, rows)
+        if winners:
+            write_table(folder / WINNERS_FILE, winners)
 
 
 @dataclass(frozen=True)
@@ -242,6 +391,7 @@ def run_recipe(
     cache = HebbianCache(hebbian_cache) if hebbian_cache is not None else None
     if reused is None and cache is not None:
         reused = cache.load(key)
+    preflight(recipe, registry, machine)  # shapes and memory, before the folder is claimed
     git = code_provenance(origin.source)
     command = list(origin.command or sys.argv)
     rows: list[dict[str, Any]] = []
@@ -251,13 +401,16 @@ def run_recipe(
     clock = Stopwatch()
     with staged_folder(out, overwrite) as folder:
         progress.log(f"Run folder {out} (written in {folder} until the run ends)")
-        (folder / RECIPE_FILE).write_text(recipe_toml(recipe))
+        with writing(folder / RECIPE_FILE):
+            (folder / RECIPE_FILE).write_text(recipe_toml(recipe))
 
         def record(row: dict[str, Any]) -> None:
             rows.append(row)
-            write_metrics(folder, rows, live=True)  # readable while the run goes
+            with writing(folder / METRICS_FILE):
+                write_metrics(folder, rows, live=True)  # readable while the run goes
             if row.get("phase") == "hebbian" and winners:
-                write_table(folder / WINNERS_FILE, winners)
+                with writing(folder / WINNERS_FILE):
+                    write_table(folder / WINNERS_FILE, winners)
             trackers.log_row(row)
             progress.metrics(row)
             if on_metrics is not None:
@@ -282,9 +435,10 @@ def run_recipe(
                 splits = load_splits(
                     recipe.data, registry, machine.data_root, download=not machine.offline
                 )
-            network = HebbianNetwork.from_recipe(recipe, splits.train.images.shape[1], registry).to(
-                device
-            )
+            image_shape = tuple(splits.train.images.shape[1:])
+            classes = len(splits.train.classes)
+            check_fits(recipe, registry, machine, image_shape, _run_counts(splits), classes)
+            network = HebbianNetwork.from_recipe(recipe, image_shape[0], registry).to(device)
             initial_filters = network.layers[0].weight.detach().cpu().clone()
             with clock.phase("hebbian"):
                 if reused is not None:
@@ -311,7 +465,7 @@ def run_recipe(
                     if cache is not None:
                         learnt = _hebbian_state(key, network, rows, winners, layer_timings)
                         cache.store(learnt, learnt_by=out)
-            feature_size = math.prod(network.feature_shape(tuple(splits.train.images.shape[1:])))
+            feature_size = math.prod(network.feature_shape(image_shape))
             dtype = feature_dtype(recipe.readout.feature_dtype, len(splits.train), feature_size)
             named = {"train": splits.train, "test": splits.test}
             if splits.validation is not None:
@@ -330,7 +484,7 @@ def run_recipe(
                 result = readout_phase(
                     cached["train"],
                     evaluations,
-                    len(splits.train.classes),
+                    classes,
                     recipe.readout,
                     recipe.seed,
                     device,
@@ -377,20 +531,25 @@ def run_recipe(
                     "finished_at": utc_now(),
                 },
             )
-            torch.save(
-                {"network": network.state_dict(), "readout": result.model.state_dict()},
-                folder / WEIGHTS_FILE,
-            )
-            save_filter_pictures(initial_filters, network.layers[0].weight, folder / FILTERS_FILE)
-            write_metrics(folder, rows)
+            with writing(folder / WEIGHTS_FILE):
+                torch.save(
+                    {"network": network.state_dict(), "readout": result.model.state_dict()},
+                    folder / WEIGHTS_FILE,
+                )
+            with writing(folder / FILTERS_FILE):
+                save_filter_pictures(
+                    initial_filters, network.layers[0].weight, folder / FILTERS_FILE
+                )
+            with writing(folder / METRICS_FILE):
+                write_metrics(folder, rows)
             if winners:
-                write_table(folder / WINNERS_FILE, winners)
-            write_summary(folder, summary)
+                with writing(folder / WINNERS_FILE):
+                    write_table(folder / WINNERS_FILE, winners)
+            with writing(folder / SUMMARY_FILE):
+                write_summary(folder, summary)
             trackers.finish("finished", summary)
         except BaseException as error:
-            write_metrics(folder, rows)
-            if winners:
-                write_table(folder / WINNERS_FILE, winners)
+            _save_partial(folder, rows, winners)
             stopped = isinstance(error, (KeyboardInterrupt, SystemExit))
             status: Status = "stopped" if stopped else "failed"
             trackers.finish(status, {"error": f"{type(error).__name__}: {error}"})

@@ -26,7 +26,7 @@ from hebbkit.config.recipe import (
 )
 from hebbkit.config.search_space import SearchConfig, overrides_for, trial_data
 from hebbkit.config.toml import did_you_mean, toml_inline
-from hebbkit.engine.network import initialisation_problem
+from hebbkit.engine.shapes import startup_problem
 from hebbkit.engine.splits import load_splits
 from hebbkit.errors import HebbkitError, RecipeError, RunFolderError
 from hebbkit.registry import Registry
@@ -233,7 +233,7 @@ def dry_run(plan: SearchPlan, registry: Registry, seed: int | None = None) -> li
         except RecipeError as error:
             sample.error = _condition_hint(str(error), plan.search)
         else:
-            sample.error = initialisation_problem(recipe, registry, built)
+            sample.error = startup_problem(recipe, registry, built)
         samples.append(sample)
     return samples
 

@@ -1,0 +1,114 @@
+"""How much memory a run may plan to use: ``--max-memory``, else what the machine has free.
+
+Read from the operating system (``/proc/meminfo``, the cgroup's limit) and from torch for a
+GPU, so that the engine's estimate (:mod:`hebbkit.engine.shapes`) stays pure arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hebbkit.errors import SettingError
+
+_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+@dataclass(frozen=True)
+class MemoryLimit:
+    """Bytes a run may plan to hold at its peak, and where that figure comes from."""
+
+    bytes: int
+    what: str
+
+
+def parse_size(text: str, name: str) -> int:
+    """``8GiB``, ``8G``, ``512MB``, ``1.5 GiB`` or plain bytes (units are powers of 1024);
+    ``name`` (the flag or variable) is named when ``text`` is none of these."""
+    match = _SIZE.match(str(text))
+    value = float(match.group(1)) * _UNITS[match.group(2).lower()] if match else math.nan
+    if not math.isfinite(value) or value < 1:
+        raise SettingError(
+            f"{name} {text!r} is not a memory size: give a positive size such as 8GiB, 512MiB "
+            "or 16G (units are powers of 1024)."
+        )
+    return int(value)
+
+
+def _meminfo() -> dict[str, int]:
+    try:
+        lines = Path("/proc/meminfo").read_text().splitlines()
+    except OSError:
+        return {}
+    info = {}
+    for line in lines:
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts and parts[0].isdigit():
+            info[key] = int(parts[0]) * 1024
+    return info
+
+
+def _cgroup_room() -> int | None:
+    """What the process's cgroup (a container, a Slurm job) still lets it allocate."""
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        ),
+    ):
+        try:
+            limit = Path(limit_file).read_text().strip()
+            usage = int(Path(usage_file).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 2**60:
+            return max(0, int(limit) - usage)
+    return None
+
+
+def _own_resident_bytes() -> int:
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def host_memory_free() -> int | None:
+    """RAM this process could still hold: the kernel's MemAvailable (or the cgroup's room,
+    if smaller) plus what the process already holds (the estimate counts that too)."""
+    candidates = [v for v in (_meminfo().get("MemAvailable"), _cgroup_room()) if v is not None]
+    if not candidates:
+        return None
+    return min(candidates) + _own_resident_bytes()
+
+
+def device_memory_free(device: torch.device) -> int | None:
+    """GPU memory the run could hold on ``device``: free plus what torch already reserved."""
+    if device.type != "cuda":
+        return host_memory_free()
+    try:
+        free, _ = torch.cuda.mem_get_info(device)
+    except (RuntimeError, AssertionError):
+        return None
+    return int(free) + int(torch.cuda.memory_reserved(device))
+
+
+def memory_limit(device: torch.device, max_memory: int | None, source: str) -> MemoryLimit | None:
+    """``max_memory`` (from ``source``: the flag or variable) if given, else what
+    ``device`` has free; None when neither is known."""
+    if max_memory is not None:
+        return MemoryLimit(max_memory, source)
+    free = device_memory_free(device)
+    if free is None:
+        return None
+    where = "RAM available on this machine" if device.type == "cpu" else f"memory free on {device}"
+    return MemoryLimit(free, f"the {where}")
