@@ -105,7 +105,15 @@ def test_inspect_json_reports_the_study_counts() -> None:
         "--json",
     )
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)
+    report = json.loads(result.stdout)
+    rows = report["layers"]
+    assert [row["input_map"] for row in rows] == [[1, 28, 28], [96, 14, 14], [384, 7, 7]]
+    assert [row["output_map"] for row in rows] == [[96, 14, 14], [384, 7, 7], [1536, 3, 3]]
+    memory = report["memory"]
+    cache = [p for p in memory["parts"] if p["what"].startswith("cached features")]
+    # 70 000 images × 1536·3·3 features; float16 above 2 GiB of float32
+    assert cache[0]["bytes"] == 70_000 * 13_824 * 2
+    assert memory["peak_bytes"] >= cache[0]["bytes"]
     assert [row["nonzero_weights"] for row in rows] == [96, 36_864, 589_824]
     assert [row["distinct_filters"] for row in rows] == [1, 128, 512]
     assert [row["init"] for row in rows] == ["zero"] * 3

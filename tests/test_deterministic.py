@@ -327,7 +327,7 @@ def test_inspect_shows_every_filter_distinct(init_override: str) -> None:
         app, ["inspect", str(RECIPES / "mnist_softhebb.toml"), "-s", init_override, "--json"]
     )
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["layers"]
     assert [r["distinct_filters"] for r in rows] == [96, 384, 1536]
     assert [r["mean_norm"] for r in rows] == pytest.approx([25.0] * 3)
 

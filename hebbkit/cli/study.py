@@ -12,6 +12,7 @@ from rich.table import Table
 from hebbkit.cli.options import (
     DataRootOption,
     DeviceOption,
+    MaxMemoryOption,
     OfflineOption,
     QuietOption,
     SetOption,
@@ -82,6 +83,7 @@ def grid(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="validate every run's recipe and list the runs")
     ] = False,
+    max_memory: MaxMemoryOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run every run of a grid file (resumable: finished runs are kept) and tabulate them.
@@ -92,17 +94,25 @@ def grid(
     from hebbkit.runs.folder import runs_root
     from hebbkit.runs.grid import load_grid, parse_seeds, run_grid
     from hebbkit.runs.options import ray_options
-    from hebbkit.runs.run import Machine, track_setting
+    from hebbkit.runs.run import Machine, memory_setting, track_setting
     from hebbkit.runs.run import data_root as resolve_data_root
     from hebbkit.runs.run import offline as is_offline
 
     registry = get_registry()
+    machine = (
+        None
+        if address
+        else Machine.from_flags(data_root, device, offline, track, max_memory=max_memory)
+    )
+    # through Ray the runs' machines are elsewhere: only an explicit --max-memory applies here
+    limit = machine.memory_limit() if machine else memory_setting(max_memory)
     plan = load_grid(
         resolve_recipe(grid_file, "Grid file"),
         registry,
         cli_overrides=overrides or [],
         seeds=parse_seeds(seeds) if seeds is not None else None,
         only=only or None,
+        memory_limit=(limit.bytes, limit.what) if limit else None,
     )
     given_out = out_dir or runs_root() / plan.name
     folder = given_out.expanduser().resolve()
@@ -110,7 +120,7 @@ def grid(
         _print_plan(plan, folder, registry)
         return
     command = _command(grid_file, given_out, seeds, only, overrides, address, device)
-    ray = machine = None
+    ray = None
     if address:
         ray = ray_options(
             address=address,
@@ -123,8 +133,6 @@ def grid(
             unit="run",
             track=track_setting(track),
         )
-    else:
-        machine = Machine.from_flags(data_root, device, offline, track)
     try:
         outcomes = run_grid(
             plan,

@@ -13,6 +13,7 @@ import typer
 
 from hebbkit.cli.options import (
     DataRootOption,
+    MaxMemoryOption,
     OfflineOption,
     RecipeArg,
     SetOption,
@@ -87,12 +88,14 @@ def tune(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="show Ray's own progress and logs")
     ] = False,
+    max_memory: MaxMemoryOption = None,
 ) -> None:
     """Search hyperparameters (the recipe's search table); each trial is one hebbkit run."""
     from hebbkit.config.packaged import resolve_recipe
     from hebbkit.reports.search_report import print_samples, show
     from hebbkit.runs.options import ray_options
     from hebbkit.runs.run import data_root as resolve_data_root
+    from hebbkit.runs.run import memory_setting
     from hebbkit.runs.run import offline as is_offline
     from hebbkit.runs.run import track_setting
     from hebbkit.runs.search import dry_run as sample_trials
@@ -120,7 +123,16 @@ def tune(
         verbose=verbose,
         track=track_setting(track),
     )
-    result = run_search(plan, options, registry, out=out_dir, num_samples=num_samples, echo=echo)
+    limit = memory_setting(max_memory)  # each trial also checks its own machine when it starts
+    result = run_search(
+        plan,
+        options,
+        registry,
+        out=out_dir,
+        num_samples=num_samples,
+        echo=echo,
+        memory_limit=(limit.bytes, limit.what) if limit else None,
+    )
     show(out, result.folder, result.plan, result.frame, top)
     if result.interrupted:
         err.print(

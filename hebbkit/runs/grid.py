@@ -50,8 +50,10 @@ from hebbkit.runs.folder import (
     MANIFEST_FILE,
     RECIPE_FILE,
     SEED_FOLDER,
+    FolderClaim,
     RunSummary,
     read_summary,
+    writing,
 )
 from hebbkit.runs.folder import (
     is_finished as folder_is_finished,
@@ -207,10 +209,13 @@ def load_grid(
     cli_overrides: list[str] | None = None,
     seeds: list[int] | None = None,
     only: list[str] | None = None,
+    memory_limit: tuple[int, str] | None = None,
 ) -> GridPlan:
-    """Expand a grid file into runs; validate each run's recipe and initialise its network.
+    """Expand a grid file into runs; validate each run's recipe, walk its shapes, check its
+    memory against ``memory_limit`` ((bytes, where the limit comes from), if given) and
+    initialise its network.
 
-    All of it happens before any run starts (networks are cached per distinct layer stack).
+    All of it happens before any run starts (the checks are cached per distinct recipe).
     """
     built: dict[str, str | None] = {}
 
@@ -291,7 +296,7 @@ def load_grid(
                     problems.append(f"run {label!r}: {error}")
                     break  # the other seeds fail the same way
                 if seed == seeds[0] and (
-                    refused := startup_problem(recipe, registry, built)
+                    refused := startup_problem(recipe, registry, built, memory_limit)
                 ):
                     problems.append(f"run {label!r}: {refused}")
                     break
@@ -671,30 +676,32 @@ def run_grid(
     Finished runs are checked against the recipe they should have and kept; ``command``
     (the command line that reproduces the grid) goes into the manifest.
     """
-    finished, todo = pending(plan, out, registry)
     build_trackers((ray or machine or Machine()).track, registry)  # a bad --track stops here
-    write_manifest(out, plan, command)
-    where = f"on {ray.address}" if ray is not None else "here, one after another"
-    echo(
-        f"Grid {plan.name}: {len(plan.runs)} runs, {len(finished)} finished before, "
-        f"{len(todo)} to run {where}; folder {out}"
-    )
-    if not todo:
-        return []
-    sharing = HebbianSharing.plan(out, finished, todo)
-    if ray is not None:
-        sharing.seed_cache(todo, registry)
-        return run_on_ray(
-            todo, out, ray, echo, sharing=sharing, experiment=plan.name, command=command
+    with FolderClaim(out, "Grid folder"):  # one grid at a time in a folder
+        finished, todo = pending(plan, out, registry)
+        with writing(out / MANIFEST_FILE):
+            write_manifest(out, plan, command)
+        where = f"on {ray.address}" if ray is not None else "here, one after another"
+        echo(
+            f"Grid {plan.name}: {len(plan.runs)} runs, {len(finished)} finished before, "
+            f"{len(todo)} to run {where}; folder {out}"
         )
-    return run_local(
-        todo,
-        out,
-        registry,
-        machine or Machine(),
-        progress=progress,
-        echo=echo,
-        sharing=sharing,
-        experiment=plan.name,
-        command=command,
-    )
+        if not todo:
+            return []
+        sharing = HebbianSharing.plan(out, finished, todo)
+        if ray is not None:
+            sharing.seed_cache(todo, registry)
+            return run_on_ray(
+                todo, out, ray, echo, sharing=sharing, experiment=plan.name, command=command
+            )
+        return run_local(
+            todo,
+            out,
+            registry,
+            machine or Machine(),
+            progress=progress,
+            echo=echo,
+            sharing=sharing,
+            experiment=plan.name,
+            command=command,
+        )

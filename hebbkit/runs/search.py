@@ -218,8 +218,15 @@ def sample_configs(search: SearchConfig, seed: int | None = None) -> list[dict[s
     return configs
 
 
-def dry_run(plan: SearchPlan, registry: Registry, seed: int | None = None) -> list[Sample]:
-    """Sample every trial's configuration, validate its recipe and initialise its network.
+def dry_run(
+    plan: SearchPlan,
+    registry: Registry,
+    seed: int | None = None,
+    memory_limit: tuple[int, str] | None = None,
+) -> list[Sample]:
+    """Sample every trial's configuration, validate its recipe, walk its shapes, check its
+    memory against ``memory_limit`` ((bytes, where it comes from), if given) and initialise
+    its network.
 
     Initialising catches what only the components know, such as a shape an initializer
     refuses, before any trial starts (no data, no training, no Ray).
@@ -233,7 +240,7 @@ def dry_run(plan: SearchPlan, registry: Registry, seed: int | None = None) -> li
         except RecipeError as error:
             sample.error = _condition_hint(str(error), plan.search)
         else:
-            sample.error = startup_problem(recipe, registry, built)
+            sample.error = startup_problem(recipe, registry, built, memory_limit)
         samples.append(sample)
     return samples
 

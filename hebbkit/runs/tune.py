@@ -14,7 +14,7 @@ import polars as pl
 
 from hebbkit.registry import Registry
 from hebbkit.runs import ray as adapter
-from hebbkit.runs.folder import HEBBIAN_CACHE_DIR, SEARCH_FILE
+from hebbkit.runs.folder import HEBBIAN_CACHE_DIR, SEARCH_FILE, FolderClaim, writing
 from hebbkit.runs.options import RayOptions
 from hebbkit.runs.reuse import HebbianCache
 from hebbkit.runs.search import (
@@ -48,18 +48,35 @@ def run_search(
     out: Path | None = None,
     num_samples: int | None = None,
     echo: Callable[[str], None] = lambda text: None,
+    memory_limit: tuple[int, str] | None = None,
 ) -> SearchResult:
     """Run (or with ``options.resume``, continue) the search of ``plan``.
 
-    Every trial's recipe is validated and its network initialised before Ray starts; the
-    folder is created only once Ray is up, so a failed start leaves nothing to resume.
+    Every trial's recipe is validated, its shapes and memory (against ``memory_limit``)
+    checked and its network initialised before Ray starts; the folder is claimed for the
+    whole search (a second search on it is refused) and created only once Ray is up, so a
+    failed start leaves nothing to resume.
     """
-    samples = sample_trials(plan, registry)
+    samples = sample_trials(plan, registry, memory_limit=memory_limit)
     if any(s.error for s in samples):
         raise invalid_samples_error(plan, samples)
     adapter.require_tune("hebbkit tune (hebbkit tune --dry-run works without it)")
     build_trackers(options.track, registry)  # a bad --track stops here, not in every trial
     folder = search_folder(plan, out, options.resume)
+    with FolderClaim(folder, "Search folder"):
+        # checked again under the claim: no other search can change the folder now
+        folder = search_folder(plan, folder, options.resume)
+        return _run_claimed(plan, folder, options, registry, num_samples, echo)
+
+
+def _run_claimed(
+    plan: SearchPlan,
+    folder: Path,
+    options: RayOptions,
+    registry: Registry,
+    num_samples: int | None,
+    echo: Callable[[str], None],
+) -> SearchResult:
     if options.resume:
         plan = resumed_plan(plan, folder, registry, num_samples)
     if options.address == "local":
@@ -70,8 +87,9 @@ def run_search(
         if options.verbose:
             echo(f"Ray resources: {resources}")
         if not options.resume:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / SEARCH_FILE).write_text(plan.search_toml())
+            with writing(folder / SEARCH_FILE):
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / SEARCH_FILE).write_text(plan.search_toml())
         echo(
             f"{'Resuming' if options.resume else 'Starting'} {search.trial_count()} trials of "
             f"{plan.name} ({search.algorithm}, {search.scheduler.name}) on {where}; "
