@@ -95,9 +95,8 @@ def tune(
     from hebbkit.reports.search_report import print_samples, show
     from hebbkit.runs.options import ray_options
     from hebbkit.runs.run import data_root as resolve_data_root
-    from hebbkit.runs.run import memory_setting
+    from hebbkit.runs.run import local_memory_limit, memory_setting, track_setting
     from hebbkit.runs.run import offline as is_offline
-    from hebbkit.runs.run import track_setting
     from hebbkit.runs.search import dry_run as sample_trials
     from hebbkit.runs.search import invalid_samples_error, load_plan
     from hebbkit.runs.tune import run_search
@@ -123,7 +122,9 @@ def tune(
         verbose=verbose,
         track=track_setting(track),
     )
-    limit = memory_setting(max_memory)  # each trial also checks its own machine when it starts
+    limit = memory_setting(max_memory)
+    if limit is None and options.address == "local":  # else each trial checks its own machine
+        limit = local_memory_limit(options.device)
     result = run_search(
         plan,
         options,
