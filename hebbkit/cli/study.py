@@ -105,7 +105,9 @@ def grid(
         else Machine.from_flags(data_root, device, offline, track, max_memory=max_memory)
     )
     # through Ray the runs' machines are elsewhere: only an explicit --max-memory applies here
-    limit = machine.memory_limit() if machine else memory_setting(max_memory)
+    # runs start one after another: refuse now only what could never fit (each run checks
+    # what is free when it starts)
+    limit = machine.memory_limit(total=True) if machine else memory_setting(max_memory)
     plan = load_grid(
         resolve_recipe(grid_file, "Grid file"),
         registry,

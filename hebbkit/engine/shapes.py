@@ -102,10 +102,12 @@ class MemoryEstimate:
     """What a run holds at its peak, per phase, on its device and on the host."""
 
     device: str
-    #: phase -> the items alive together in it (the peak is the largest phase)
+    #: phase -> the items on the run's device alive together in it (the peak is the largest)
     phases: dict[str, list[MemoryItem]] = field(default_factory=dict)
-    #: bytes that stay on the host even when the run uses a GPU (images, the runtime)
+    #: held on the host for the whole run, whatever the device (the runtime, the images)
     host_only: list[MemoryItem] = field(default_factory=list)
+    #: on a GPU run, what the host holds in some phases only (images being read, joined)
+    host_phases: dict[str, list[MemoryItem]] = field(default_factory=dict)
 
     def phase_bytes(self, phase: str) -> int:
         return sum(item.bytes for item in self.phases[phase])
@@ -118,7 +120,10 @@ class MemoryEstimate:
     def host_bytes(self) -> int:
         """Peak memory on the host: everything on a CPU run, the images on a GPU run."""
         base = sum(item.bytes for item in self.host_only)
-        return base + (self.phase_bytes(self.peak_phase) if self.device == "cpu" else 0)
+        if self.device == "cpu":
+            return base + self.phase_bytes(self.peak_phase)
+        phases = [sum(i.bytes for i in items) for items in self.host_phases.values()]
+        return base + max(phases, default=0)
 
     @property
     def device_bytes(self) -> int:
@@ -131,7 +136,11 @@ class MemoryEstimate:
 
     def rows(self) -> list[dict[str, Any]]:
         """Every item, for ``hebbkit inspect``."""
-        items = [*self.host_only, *(i for phase in self.phases.values() for i in phase)]
+        items = [
+            *self.host_only,
+            *(i for phase in self.host_phases.values() for i in phase),
+            *(i for phase in self.phases.values() for i in phase),
+        ]
         return [{"phase": i.phase, "what": i.what, "key": i.key, "bytes": i.bytes} for i in items]
 
 
@@ -310,13 +319,18 @@ def estimate_memory(
 ) -> MemoryEstimate:
     """Peak bytes of a run, phase by phase (see the module's docstring)."""
     estimate = MemoryEstimate(device="cpu" if device == "cpu" else "cuda")
+    host = estimate.phases if estimate.device == "cpu" else estimate.host_phases
     pixels = math.prod(image_shape)
-    held = counts.train + counts.validation + counts.test + 2 * counts.unlabeled
+    held = counts.train + counts.validation + counts.test + counts.unlabeled
     estimate.host_only = [
         MemoryItem("hebbkit, torch and Python", "-", RUNTIME_BYTES, "all"),
+        MemoryItem("images (uint8) of the run's sets", "data", held * pixels, "all"),
+    ]
+    # a file's bytes and the tensor made of them, for every set read
+    host["data"] = [
         MemoryItem(
-            "images (uint8), as read and as split", "data", (counts.loaded + held) * pixels, "all"
-        ),
+            "images being read (file and tensor)", "data", 2 * counts.loaded * pixels, "data"
+        )
     ]
     weights = [
         MemoryItem(
@@ -352,6 +366,11 @@ def estimate_memory(
         if sum(i.bytes for i in items) > sum(i.bytes for i in hebbian):
             hebbian = items
     estimate.phases["hebbian"] = [*_in(weights, "hebbian"), *hebbian]
+    if counts.unlabeled:  # the training and unlabelled images, joined for the Hebbian phase
+        joined = MemoryItem(
+            "training and unlabelled images, joined", "data", counts.hebbian * pixels, "hebbian"
+        )
+        host.setdefault("hebbian", []).append(joined)
 
     width = math.prod(layers[-1].output)
     dtype = feature_dtype(recipe.readout.feature_dtype, max(1, counts.train), width)

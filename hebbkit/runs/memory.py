@@ -55,8 +55,9 @@ def _meminfo() -> dict[str, int]:
     return info
 
 
-def _cgroup_room() -> int | None:
-    """What the process's cgroup (a container, a Slurm job) still lets it allocate."""
+def _cgroup_room(total: bool = False) -> int | None:
+    """What the process's cgroup (a container, a Slurm job) still lets it allocate (or,
+    with ``total``, its whole limit)."""
     for limit_file, usage_file in (
         ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
         (
@@ -70,7 +71,7 @@ def _cgroup_room() -> int | None:
         except (OSError, ValueError):
             continue
         if limit.isdigit() and int(limit) < 2**60:
-            return max(0, int(limit) - usage)
+            return int(limit) if total else max(0, int(limit) - usage)
     return None
 
 
@@ -91,24 +92,37 @@ def host_memory_free() -> int | None:
     return min(candidates) + _own_resident_bytes()
 
 
-def device_memory_free(device: torch.device) -> int | None:
-    """GPU memory the run could hold on ``device``: free plus what torch already reserved."""
+def host_memory_total() -> int | None:
+    """All the RAM this process could ever hold: the machine's, or its cgroup's limit."""
+    candidates = [v for v in (_meminfo().get("MemTotal"), _cgroup_room(total=True)) if v]
+    return min(candidates) if candidates else None
+
+
+def device_memory(device: torch.device, total: bool = False) -> int | None:
+    """Memory a run could hold on ``device``: free now (plus what this process already
+    holds), or with ``total`` all of it."""
     if device.type != "cuda":
-        return host_memory_free()
+        return host_memory_total() if total else host_memory_free()
     try:
+        if total:
+            return int(torch.cuda.get_device_properties(device).total_memory)
         free, _ = torch.cuda.mem_get_info(device)
     except (RuntimeError, AssertionError):
         return None
     return int(free) + int(torch.cuda.memory_reserved(device))
 
 
-def memory_limit(device: torch.device, max_memory: int | None, source: str) -> MemoryLimit | None:
+def memory_limit(
+    device: torch.device, max_memory: int | None, source: str, total: bool = False
+) -> MemoryLimit | None:
     """``max_memory`` (from ``source``: the flag or variable) if given, else what
-    ``device`` has free; None when neither is known."""
+    ``device`` has free (with ``total``: what it has at all, for plans whose runs start
+    later); None when neither is known."""
     if max_memory is not None:
         return MemoryLimit(max_memory, source)
-    free = device_memory_free(device)
-    if free is None:
+    size = device_memory(device, total)
+    if size is None:
         return None
-    where = "RAM available on this machine" if device.type == "cpu" else f"memory free on {device}"
-    return MemoryLimit(free, f"the {where}")
+    kind = "RAM" if device.type == "cpu" else f"memory of {device}"
+    where = f"all the {kind} of this machine" if total else f"the {kind} free on this machine"
+    return MemoryLimit(size, where)
