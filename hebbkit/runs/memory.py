@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from hebbkit.environment import describe_setting
 from hebbkit.errors import SettingError
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
@@ -35,8 +36,8 @@ def parse_size(text: str, name: str) -> int:
     value = float(match.group(1)) * _UNITS[match.group(2).lower()] if match else math.nan
     if not math.isfinite(value) or value < 1:
         raise SettingError(
-            f"{name} {text!r} is not a memory size: give a positive size such as 8GiB, 512MiB "
-            "or 16G (units are powers of 1024)."
+            f"{describe_setting(name, str(text))} is not a memory size: give a positive size "
+            "such as 8GiB, 512MiB or 16G (units are powers of 1024)."
         )
     return int(value)
 
