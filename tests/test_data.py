@@ -198,7 +198,7 @@ def test_stl10_corrupt_and_missing(registry: Registry, tmp_path: Path) -> None:
     folder = write_stl(tmp_path)
     stl = source(registry, "stl10")
     (folder / "train_y.bin").write_bytes(bytes([1, 2]))
-    with pytest.raises(DataError, match="train_X.bin holds 3 images but .*train_y.bin holds 2"):
+    with pytest.raises(DataError, match=r"train_X\.bin holds 3 images but .*train_y\.bin holds 2"):
         stl.load(tmp_path, train=True, download=False)
     (folder / "train_X.bin").write_bytes(b"\x00" * 1000)
     with pytest.raises(DataError, match="3×96×96"):

@@ -462,7 +462,6 @@ def staged_folder(folder: Path, overwrite: bool) -> Iterator[Path]:
     folder is found and kept that way by the next run in the same parent folder.
     """
     with FolderClaim(folder):
-        check_run_folder(folder, overwrite)
         for stale in recover_stale(folder.parent, held=folder):
             warnings.warn(
                 f"Found the unfinished run folder of a process that died; kept it as {stale} "
@@ -470,6 +469,7 @@ def staged_folder(folder: Path, overwrite: bool) -> Iterator[Path]:
                 HebbkitWarning,
                 stacklevel=3,
             )
+        check_run_folder(folder, overwrite)
         staging = running_folder(folder)
         try:
             staging.mkdir()
