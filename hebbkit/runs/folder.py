@@ -268,6 +268,8 @@ class FolderClaim:
         self._fd: int | None = None
 
     def acquire(self) -> FolderClaim:
+        if not self.folder.name or self.folder.name in (".", ".."):
+            raise RunFolderError(f"{self.what} {self.folder} names no folder: give a path below it.")
         try:
             self.folder.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
