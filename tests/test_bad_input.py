@@ -321,6 +321,33 @@ CASES = [
     Case("recipe-negative-seed", VALIDATE, ["seed = -1"], recipe={**TINY_RECIPE, "seed": -1}),
     Case("recipe-seed-string", VALIDATE, ["seed", "zero"], recipe={**TINY_RECIPE, "seed": "zero"}),
     Case(
+        "recipe-name-key-too-long",
+        VALIDATE,
+        ["name", "at most 100 characters"],
+        recipe={**TINY_RECIPE, "name": "n" * 300},
+    ),
+    Case(
+        "grid-too-many-runs",
+        ["grid", "{tmp}/grid.toml", "--dry-run"],
+        ["grid.toml plans 10000000000 runs", "at most 100000"],
+        setup=lambda tmp: write(
+            tmp / "grid.toml",
+            tomli_w.dumps(
+                {
+                    "name": "g",
+                    "base": "recipe.toml",
+                    "grid": {f"layers.{i}.kernel": list(range(1, 11)) for i in range(10)},
+                }
+            ),
+        ),
+    ),
+    Case(
+        "grid-seeds-range-huge",
+        ["grid", "{tmp}/grid.toml", "--seeds", "0-1000000000", "--dry-run"],
+        ["--seeds '0-1000000000'", "at most 100000"],
+        setup=lambda tmp: write(tmp / "grid.toml", 'name = "g"\nbase = "recipe.toml"\n'),
+    ),
+    Case(
         "recipe-layers-not-a-list",
         VALIDATE,
         ["layers"],

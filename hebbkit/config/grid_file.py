@@ -30,6 +30,7 @@ Overrides apply in this order: base recipe, ``set``, the run's ``set``, the grid
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +45,8 @@ from hebbkit.errors import GridError
 #: Characters a label segment (a folder name) may hold.
 SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,=+-]*$")
 RECIPE_SECTIONS = ("data", "hebbian", "layers", "readout", "search")
+#: The most runs one grid may plan (axes multiply quickly).
+MAX_RUNS = 100_000
 
 
 # --- the file format -------------------------------------------------------------------------
@@ -81,7 +84,7 @@ class StudySpec(Strict):
 class GridFile(Strict):
     """A grid file as written (``hebbkit grid`` expands it into runs)."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=100)
     description: str = ""
     base: str | None = Field(None, description="base recipe, relative to the grid file")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -94,6 +97,12 @@ class GridFile(Strict):
         default_factory=dict, description="dotted recipe path -> values, or {level = value}"
     )
     study: StudySpec = Field(default_factory=StudySpec)
+
+    def run_count(self, seeds: int | None = None) -> int:
+        """Runs the grid plans: explicit runs × every combination of levels × seeds,
+        counted without listing them."""
+        levels = math.prod(len(levels) for levels in self.grid.values())
+        return max(1, len(self.runs)) * levels * (len(self.seeds) if seeds is None else seeds)
 
     @field_validator("seeds")
     @classmethod

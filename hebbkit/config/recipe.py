@@ -109,7 +109,7 @@ class ReadoutConfig(Section):
 
 
 class Recipe(Section):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=100)
     description: str = ""
     seed: int = Field(0, ge=0, le=MAX_SEED)
     deterministic: bool = True

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import torch
 
 from hebbkit.config.grid_file import (
+    MAX_RUNS,
     GridFile,
     RunSpec,
     check_label,
@@ -222,6 +223,12 @@ def load_grid(
     source = Path(path).resolve()
     spec = read_grid_file(source)
     seeds = list(spec.seeds if seeds is None else seeds)
+    if spec.run_count(len(seeds)) > MAX_RUNS:
+        raise GridError(
+            f"Grid file {source} plans {spec.run_count(len(seeds))} runs (runs × grid levels × "
+            f"seeds); hebbkit plans at most {MAX_RUNS} at once. Split the grid or use fewer "
+            "levels or seeds."
+        )
     runs = spec.runs or [RunSpec(label=_default_label(spec, source))]
     axes = {p: level_names(p, levels) for p, levels in spec.grid.items()}
     # names first, then deeper paths: setting a component's name clears its old parameters
@@ -381,6 +388,8 @@ def parse_seeds(text: str) -> list[int]:
             part = part.strip()
             if "-" in part:
                 low, high = (int(x) for x in part.split("-", 1))
+                if high - low >= MAX_RUNS:  # never list a billion seeds to refuse them
+                    raise HebbkitError(f"--seeds {text!r}: at most {MAX_RUNS} seeds.")
                 seeds.extend(range(low, high + 1))
             elif part:
                 seeds.append(int(part))

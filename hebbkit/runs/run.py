@@ -120,11 +120,6 @@ def device_source(flag: str | None = None) -> tuple[str | None, str]:
     return env_value("HEBBKIT_DEVICE"), "HEBBKIT_DEVICE"
 
 
-def device_setting(flag: str | None = None) -> str | None:
-    """``--device``, else ``HEBBKIT_DEVICE``, else None (the caller's default)."""
-    return device_source(flag)[0]
-
-
 def resolve_device(name: str | None = None) -> torch.device:
     """``--device``, else ``HEBBKIT_DEVICE``, else cpu; a bad value names where it came from."""
     value, source = device_source(name)
