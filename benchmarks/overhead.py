@@ -111,6 +111,14 @@ def checks_seconds(args: list[str], repeats: int = 20) -> dict[str, float]:
                 recover_stale(Path(temp), held=Path(temp) / "run")
 
         timed("claim, stale scan, release", claim)
+    guard = registry.get("competition", "soft").call("failed in compete(u)")
+
+    def guarded_batch() -> None:
+        for _ in range(4):  # a Hebbian batch enters four guards (compete, delta, f, pool)
+            with guard:
+                pass
+
+    timed("plugin guards of one Hebbian batch", guarded_batch)
     train = splits.train
     timed(
         "ImageSet checks (training set: dtype, counts, labels)",
@@ -125,6 +133,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=4, help="runs per version")
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the runs")
     parser.add_argument("--data-root", default="data")
+    parser.add_argument(
+        "--checks-only", action="store_true", help="time only the checks, in this process"
+    )
     parser.add_argument("run", nargs=argparse.REMAINDER, help="-- then hebbkit run's arguments")
     options = parser.parse_args()
     run_args = [a for a in options.run if a != "--"] or [
@@ -135,6 +146,17 @@ def main() -> None:
         "readout.epochs=2",
     ]
     run_args += ["--data-root", options.data_root, "--offline"]
+    if not options.checks_only:
+        compare(options, run_args)
+    print("\nthe checks, timed in this process (head), milliseconds:")
+    for name, seconds in checks_seconds(run_args).items():
+        print(f"  {name:<56}{1000 * seconds:>9.3f}")
+    command = shlex.join(["python", "benchmarks/overhead.py", *sys.argv[1:]])
+    print(f"\nrerun: {command}")
+
+
+def compare(options: argparse.Namespace, run_args: list[str]) -> None:
+    """Base and head, alternated; medians of wall, CPU and the run's own phase times."""
     with tempfile.TemporaryDirectory(prefix="hebbkit-overhead") as temp:
         folder = Path(temp)
         trees = {"base": export(options.base, folder), "head": REPO}
@@ -160,11 +182,6 @@ def main() -> None:
         head = statistics.median(r[key] for r in results["head"])
         change = f"{100 * (head - base) / base:+.2f}%" if base else "-"
         print(f"{key:<16}{base:>10.2f}{head:>10.2f}{change:>14}")
-    print("\nthe checks, timed in this process (head), milliseconds per run:")
-    for name, seconds in checks_seconds(run_args).items():
-        print(f"  {name:<46}{1000 * seconds:>8.1f}")
-    command = shlex.join(["python", "benchmarks/overhead.py", *sys.argv[1:]])
-    print(f"\nrerun: {command}")
 
 
 if __name__ == "__main__":

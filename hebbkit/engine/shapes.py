@@ -246,8 +246,36 @@ def _check_batch_norm(
         )
 
 
+def _pair(value: Any) -> tuple[int, int]:
+    return (int(value[0]), int(value[1])) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _window_output(module: nn.Module, height: int, width: int) -> tuple[int, int] | None:
+    """torch's own arithmetic for its identity and 2-d max and average pools (whichever
+    plugin builds them); None for any other module."""
+    if isinstance(module, nn.Identity):
+        return height, width
+    if not isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+        return None
+    kernel, stride = _pair(module.kernel_size), _pair(module.stride or module.kernel_size)
+    padding = _pair(module.padding)
+    dilation = _pair(getattr(module, "dilation", 1))
+    if any(2 * p > k for p, k in zip(padding, kernel, strict=True)):
+        return None  # torch refuses it: let the trace say how
+    sizes = []
+    for size, k, s, p, d in zip((height, width), kernel, stride, padding, dilation, strict=True):
+        # torch's pooling_output_shape, floor division rounding down as its div_rtn does
+        span = size + 2 * p - d * (k - 1) - 1 + (s - 1 if module.ceil_mode else 0)
+        out = span // s + 1
+        if module.ceil_mode and (out - 1) * s >= size + p:
+            out -= 1  # the last window must start inside the map or its left padding
+        sizes.append(out)
+    return sizes[0], sizes[1]
+
+
 def _pool_output(index: int, config: LayerConfig, conv: Shape, registry: Registry) -> Shape:
-    """The pool's output for one ``conv`` map, traced on the meta device (no memory)."""
+    """The pool's output for one ``conv`` map: torch's arithmetic for its own pools, else
+    traced on the meta device (shapes without memory)."""
     key = f"layers.{index}.pool"
     component = registry.get("pooling", config.pool.name)
     module = component.build(config.pool)
@@ -256,6 +284,11 @@ def _pool_output(index: int, config: LayerConfig, conv: Shape, registry: Registr
     spec = show(
         {"name": config.pool.name, **config.pool.model_dump(mode="json", exclude_none=True)}
     )
+    known = _window_output(module, conv[1], conv[2])
+    if known is not None:
+        if min(known) < 1:
+            raise ShapeError(_nothing_left(key, spec, index, conv, f"{known[0]}×{known[1]}"))
+        return (conv[0], known[0], known[1])
     try:
         if any(True for _ in module.parameters()) or any(True for _ in module.buffers()):
             module = copy.deepcopy(module).to("meta")

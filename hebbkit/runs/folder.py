@@ -269,7 +269,9 @@ class FolderClaim:
 
     def acquire(self) -> FolderClaim:
         if not self.folder.name or self.folder.name in (".", ".."):
-            raise RunFolderError(f"{self.what} {self.folder} names no folder: give a path below it.")
+            raise RunFolderError(
+                f"{self.what} {self.folder} names no folder: give a path below it."
+            )
         try:
             self.folder.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
