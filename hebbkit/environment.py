@@ -25,6 +25,7 @@ VARIABLES: dict[str, str] = {
     "HEBBKIT_LOAD_PLUGINS": "comma-separated third-party plugins to load (default: all)",
     "HEBBKIT_DISABLE_PLUGIN_AUTOLOAD": "1: load no third-party plugin",
     "HEBBKIT_TRACE_PLUGINS": "1: log plugin loading and hook calls to stderr",
+    "HEBBKIT_TRACK": "experiment trackers, NAME[:URI] separated by commas; --track wins",
     "HEBBKIT_TEST_DATA": "hebbkit's own tests: the folder holding real MNIST",
 }
 

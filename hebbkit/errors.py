@@ -86,8 +86,3 @@ class Terminated(KeyboardInterrupt):
         super().__init__(f"stopped by {signal_name}")
         self.signal_name = signal_name
         self.exit_code = exit_code
-
-
-class HebbkitWarning(UserWarning):
-    """Something the user should know that does not stop the command (a stale folder kept,
-    an unknown HEBBKIT_* variable); the CLI prints it as one line."""

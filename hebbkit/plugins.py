@@ -31,7 +31,7 @@ import pluggy
 
 from hebbkit import hookspecs
 from hebbkit.environment import env_flag
-from hebbkit.errors import HebbkitWarning, PluginError, SettingError
+from hebbkit.errors import HebbkitNotice, PluginError, SettingError
 from hebbkit.registry import (
     FAMILIES,
     Component,
@@ -134,7 +134,7 @@ def _selected_entry_points(trace: Tracer | None = None) -> list[importlib.metada
         warnings.warn(
             f"HEBBKIT_LOAD_PLUGINS names {', '.join(repr(m) for m in missing)}, which no "
             "installed distribution provides (hebbkit plugins lists what is installed).",
-            HebbkitWarning,
+            HebbkitNotice,
             stacklevel=2,
         )
     return selected

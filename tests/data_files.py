@@ -15,11 +15,16 @@ import numpy as np
 SIZES = {"mnist": (6, 3), "fashion_mnist": (6, 3), "cifar10": (10, 2), "stl10": (3, 2)}
 
 
+def idx_bytes(array: np.ndarray, code: int = 0x08, dims: tuple[int, ...] | None = None) -> bytes:
+    """An IDX file's bytes: magic (``code`` is the element type), dimensions (``dims`` may
+    lie about the data, for tests of broken files), then the data as it is."""
+    dims = tuple(array.shape) if dims is None else dims
+    header = struct.pack(">BBBB", 0, 0, code, len(dims)) + struct.pack(f">{len(dims)}i", *dims)
+    return header + array.tobytes()
+
+
 def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> None:
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
-        f">{array.ndim}i", *array.shape
-    )
-    raw = header + array.astype(np.uint8).tobytes()
+    raw = idx_bytes(array.astype(np.uint8))
     if compress:
         with gzip.open(f"{path}.gz", "wb") as stream:
             stream.write(raw)
@@ -36,6 +41,27 @@ def write_mnist(root: Path, folder: str = "MNIST", compress: bool = True, n: int
             images[i, i, 27 - i] = 200 + i  # a known pixel per image
         write_idx(raw / f"{prefix}-images-idx3-ubyte", images, compress)
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(count) % 10, compress)
+
+
+def write_random_mnist(root: Path, train: int = 64, test: int = 16, **files: bytes) -> Path:
+    """MNIST in gzipped IDX under ``root/MNIST/raw``, random pixels and labels 0-9, for runs
+    that must learn something; ``files`` replaces a file's bytes (``train_images``,
+    ``train_labels``, ``test_images``, ``test_labels``) to make it broken."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for prefix, key, count in (("train", "train", train), ("t10k", "test", test)):
+        contents = {
+            "images-idx3": files.get(
+                f"{key}_images", idx_bytes(rng.integers(0, 256, (count, 28, 28), dtype=np.uint8))
+            ),
+            "labels-idx1": files.get(
+                f"{key}_labels", idx_bytes((np.arange(count) % 10).astype(np.uint8))
+            ),
+        }
+        for kind, data in contents.items():
+            (raw / f"{prefix}-{kind}-ubyte.gz").write_bytes(gzip.compress(data, compresslevel=1))
+    return root
 
 
 def cifar_image(index: int) -> np.ndarray:

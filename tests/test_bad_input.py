@@ -25,10 +25,19 @@ from hebbkit import plugins
 from hebbkit.cli.app import app
 from hebbkit.runs.folder import FolderClaim
 from tests.conftest import TINY_RECIPE
-from tests.fake_data import idx, images, labels, write_mnist
+from tests.data_files import idx_bytes, write_random_mnist
 from tests.plugin_helpers import PLUGIN_ENV, unique, write_dist
 
 runner = CliRunner()
+
+
+def labels(values: list[int]) -> bytes:
+    return idx_bytes(np.array(values, dtype=np.uint8))
+
+
+def images(count: int, height: int = 28, width: int = 28) -> bytes:
+    return idx_bytes(np.zeros((count, height, width), dtype=np.uint8))
+
 
 # --- cases ---------------------------------------------------------------------------------
 
@@ -88,8 +97,8 @@ def write(path: Path, text: str | bytes) -> None:
         path.write_text(text)
 
 
-def data_files(**files: bytes) -> Callable[[Path], None]:
-    return lambda tmp: write_mnist(tmp / "data", **files) and None
+def mnist_files(**files: bytes) -> Callable[[Path], None]:
+    return lambda tmp: write_random_mnist(tmp / "data", **files) and None
 
 
 def both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
@@ -638,13 +647,13 @@ CASES = [
         "data-idx-negative-dims",
         RUN,
         ["train-images-idx3-ubyte.gz", "negative"],
-        setup=data_files(train_images=images(4)[:4] + struct.pack(">3i", -4, 28, 28)),
+        setup=mnist_files(train_images=images(4)[:4] + struct.pack(">3i", -4, 28, 28)),
     ),
     Case(
         "data-idx-absurd-dims",
         RUN,
         ["train-images-idx3-ubyte.gz", "cannot hold"],
-        setup=data_files(
+        setup=mnist_files(
             train_images=bytes([0, 0, 8, 3]) + struct.pack(">3i", 2**31 - 1, 2**31 - 1, 28)
         ),
     ),
@@ -652,7 +661,7 @@ CASES = [
         "data-idx-zero-images",
         RUN,
         ["train-images-idx3-ubyte.gz", "no images"],
-        setup=data_files(train_images=images(0), train_labels=labels([])),
+        setup=mnist_files(train_images=images(0), train_labels=labels([])),
     ),
     Case(
         "data-labels-out-of-range",
@@ -660,10 +669,10 @@ CASES = [
         [
             "train-images-idx3-ubyte.gz",
             "train-labels-idx1-ubyte.gz",
-            "outside the 10 classes",
+            "labels are outside 0 .. 9",
             "e.g. 10",
         ],
-        setup=data_files(train_labels=labels([i % 11 for i in range(64)])),
+        setup=mnist_files(train_labels=labels([i % 11 for i in range(64)])),
     ),
     Case(
         "data-count-mismatch",
@@ -672,49 +681,49 @@ CASES = [
             "train-images-idx3-ubyte.gz holds 64 images",
             "train-labels-idx1-ubyte.gz holds 60 labels",
         ],
-        setup=data_files(train_labels=labels([1] * 60)),
+        setup=mnist_files(train_labels=labels([1] * 60)),
     ),
     Case(
         "data-bad-magic",
         RUN,
         ["t10k-images-idx3-ubyte.gz", "bad magic"],
-        setup=data_files(test_images=b"PK\x03\x04" + b"\x00" * 100),
+        setup=mnist_files(test_images=b"PK\x03\x04" + b"\x00" * 100),
     ),
     Case(
         "data-truncated",
         RUN,
         ["train-images-idx3-ubyte.gz", "truncated"],
-        setup=data_files(train_images=images(64)[:-100]),
+        setup=mnist_files(train_images=images(64)[:-100]),
     ),
     Case(
         "data-trailing-bytes",
         RUN,
         ["train-images-idx3-ubyte.gz", "more than that"],
-        setup=data_files(train_images=images(64) + b"\x00" * 10),
+        setup=mnist_files(train_images=images(64) + b"\x00" * 10),
     ),
     Case(
         "data-ndim-absurd",
         RUN,
         ["train-images-idx3-ubyte.gz", "200 dimensions"],
-        setup=data_files(train_images=bytes([0, 0, 8, 200]) + b"\x00" * 800),
+        setup=mnist_files(train_images=bytes([0, 0, 8, 200]) + b"\x00" * 800),
     ),
     Case(
         "data-float-images",
         RUN,
         ["train-images-idx3-ubyte.gz", "unsigned bytes"],
-        setup=data_files(train_images=idx(np.zeros((64, 28, 28), dtype=">f4"), code=0x0D)),
+        setup=mnist_files(train_images=idx_bytes(np.zeros((64, 28, 28), dtype=">f4"), code=0x0D)),
     ),
     Case(
         "data-test-images-other-size",
         RUN,
         ["training images", "(1, 32, 32)"],
-        setup=data_files(test_images=images(16, 32, 32)),
+        setup=mnist_files(test_images=images(16, 32, 32)),
     ),
     Case(
         "data-train-subset-too-big",
         [*RUN, "-s", "data.train_subset=1000"],
         ["data.train_subset = 1000"],
-        setup=data_files(),
+        setup=mnist_files(),
     ),
     # --- output folders ---
     Case(
@@ -751,14 +760,14 @@ CASES = [
             "the factory is broken",
         ],
         recipe=with_layer(init="broken-init"),
-        setup=both(plugin("broken-init", RAISING_FACTORY), data_files()),
+        setup=both(plugin("broken-init", RAISING_FACTORY), mnist_files()),
     ),
     Case(
         "plugin-component-raises",
         RUN,
         ["'falls-over' (hebbkit-falls-over 4.5.6", "compete(u)", "competition fell over"],
         recipe=with_layer(competition="falls-over"),
-        setup=both(plugin("falls-over", RAISING_COMPETITION), data_files()),
+        setup=both(plugin("falls-over", RAISING_COMPETITION), mnist_files()),
     ),
     Case(
         "plugin-params-validator-raises",
@@ -772,14 +781,14 @@ CASES = [
         RUN,
         ["'nan-init'", "NaN"],
         recipe=with_layer(init="nan-init"),
-        setup=both(plugin("nan-init", NAN_INIT), data_files()),
+        setup=both(plugin("nan-init", NAN_INIT), mnist_files()),
     ),
     # --- divergence ---
     Case(
         "diverges",
         [*RUN, "-s", "layers.0.plasticity.lr=1e38", "-s", "layers.0.plasticity.normalize='none'"],
         ["diverged"],
-        setup=data_files(),
+        setup=mnist_files(),
         code=3,
     ),
 ]

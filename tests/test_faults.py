@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 from hebbkit.cli.app import app
 from hebbkit.runs.folder import FolderClaim
 from tests.conftest import TINY_RECIPE
-from tests.fake_data import write_mnist
+from tests.data_files import write_random_mnist
 
 runner = CliRunner()
 
@@ -108,7 +108,7 @@ class Stopped:
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Fake data, the two recipes, and one finished run to copy as an earlier result."""
     root = tmp_path_factory.mktemp("faults")
-    data = write_mnist(root / "data", train=600, test=100)
+    data = write_random_mnist(root / "data", train=600, test=100)
     long, short = root / "long.toml", root / "short.toml"
     long.write_text(tomli_w.dumps(LONG))
     short.write_text(tomli_w.dumps(SHORT))

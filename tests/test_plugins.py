@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from hebbkit import plugins
 from hebbkit.cli.app import app
 from hebbkit.contract import check_component
-from hebbkit.errors import DataError, HebbkitWarning, PluginError
+from hebbkit.errors import DataError, HebbkitNotice, PluginError
 from hebbkit.hookspecs import hookimpl
 from hebbkit.plasticity import PlasticityParams
 from hebbkit.plugins import add_commands, build_registry, make_plugin_manager
@@ -392,7 +392,7 @@ def test_allow_list_skips_the_broken_plugin(
     name = good_dist(site)
     monkeypatch.setenv("HEBBKIT_LOAD_PLUGINS", allow)
     if "other" in allow:  # a name nothing installed provides: said, not fatal
-        with pytest.warns(HebbkitWarning, match="HEBBKIT_LOAD_PLUGINS names 'other'"):
+        with pytest.warns(HebbkitNotice, match="HEBBKIT_LOAD_PLUGINS names 'other'"):
             registry = plugins.get_registry()
     else:
         registry = plugins.get_registry()

@@ -17,7 +17,7 @@ from rich.markup import escape  # messages hold [brackets]: pip install 'hebbkit
 
 from hebbkit.config.toml import clip
 from hebbkit.environment import unknown_variables
-from hebbkit.errors import HebbkitError, HebbkitNotice, HebbkitWarning, Terminated
+from hebbkit.errors import HebbkitError, HebbkitNotice, Terminated
 
 out = Console()
 err = Console(stderr=True)
@@ -108,7 +108,7 @@ def notice_printer(fallback: Callable[..., None]) -> Callable[..., None]:
     and hands any other warning to ``fallback``."""
 
     def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-        if issubclass(category, (HebbkitNotice, HebbkitWarning)):
+        if issubclass(category, HebbkitNotice):
             print_notice(str(message))
         else:
             fallback(message, category, *args, **kwargs)
@@ -165,7 +165,6 @@ def user_errors(command: F) -> F:
         try:
             with warnings.catch_warnings(), stop_signals_as_interrupts():
                 warnings.simplefilter("default", HebbkitNotice)  # each distinct notice once
-                warnings.simplefilter("always", HebbkitWarning)
                 warnings.showwarning = notice_printer(warnings.showwarning)
                 return command(*args, **kwargs)
         except HebbkitError as error:

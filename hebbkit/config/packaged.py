@@ -65,7 +65,10 @@ def resolve_recipe(given: Path | str, what: str = "Recipe file") -> Path:
     """``given`` if that file exists, else the packaged recipe or grid file of that name (with
     or without ``.toml``); otherwise a :class:`RecipeError` that lists the packaged names."""
     path = Path(given)
-    if path.exists():
+    try:
+        if path.exists() or path.is_symlink():  # a link loop: read_toml names the OS error
+            return path
+    except OSError:  # a name too long: read_toml names the OS error
         return path
     packaged = {recipe.name: recipe.path for recipe in packaged_recipes()}
     name = path.as_posix().removesuffix(".toml")

@@ -30,7 +30,7 @@ import polars as pl
 
 from hebbkit.config.toml import os_reason
 from hebbkit.environment import env_value
-from hebbkit.errors import FolderInUse, HebbkitWarning, RunFolderError, SettingError
+from hebbkit.errors import FolderInUse, HebbkitNotice, RunFolderError, SettingError
 
 # --- a run folder ------------------------------------------------------------------------------
 RECIPE_FILE = "recipe.toml"
@@ -470,7 +470,7 @@ def staged_folder(folder: Path, overwrite: bool) -> Iterator[Path]:
             warnings.warn(
                 f"Found the unfinished run folder of a process that died; kept it as {stale} "
                 f"({ERROR_FILE} says so).",
-                HebbkitWarning,
+                HebbkitNotice,
                 stacklevel=3,
             )
         check_run_folder(folder, overwrite)
