@@ -67,6 +67,8 @@ class Family:
     hook: str
     #: the class every params model of the family must extend
     params_base: type[Params] = Params
+    #: where a user picks a component of this family, for messages
+    chosen_in: str = "the recipe"
 
 
 #: Every component family, in the order listings show them.
@@ -110,6 +112,7 @@ FAMILIES: dict[str, Family] = {
             "tracker, chosen per machine with --track (never in a recipe)",
             "register_trackers",
             TrackerParams,
+            chosen_in="--track or HEBBKIT_TRACK",
         ),
     )
 }
@@ -272,7 +275,8 @@ class Component:
         return PluginCall(
             self.origin,
             what,
-            f"Fix the plugin, choose another {self.family} in the recipe, or uninstall the "
+            f"Fix the plugin, choose another {self.family} in "
+            f"{FAMILIES[self.family].chosen_in}, or uninstall the "
             f"plugin (pip uninstall {self.origin.distribution}).",
         )
 

@@ -113,7 +113,7 @@ def _labelled(n: int, value: int = 0) -> ImageSet:
     [
         (lambda root, train: _labelled(4), "return the same images"),
         (lambda root, train: _labelled(4, int(torch.randint(9, ()))), "two loads"),
-        (lambda root, train: _labelled(4 if train else 0), "split is empty"),
+        (lambda root, train: _labelled(4 if train else 0), "no images"),
         (lambda root, train: (_images(4), torch.zeros(4)), "not hebbkit.data.ImageSet"),
         (lambda root, train: (Path(root) / "x.bin").read_bytes(), "FileNotFoundError"),
         (lambda root, train: _labelled(6 if train else 3, 9 * train), "expected 5 and 3"),

@@ -79,7 +79,9 @@ MaxMemoryOption = Annotated[
 MAX_MESSAGE = 8000
 #: Signals that stop a command like Ctrl-C does: timeout, Slurm, Kubernetes and Ray send
 #: SIGTERM; a closed terminal sends SIGHUP.
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)  # Windows has no SIGHUP
 
 
 def print_error(error: BaseException) -> None:

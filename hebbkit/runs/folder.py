@@ -12,7 +12,6 @@ names are here too, so that writers and readers spell each one once.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -31,6 +30,7 @@ import polars as pl
 from hebbkit.config.toml import os_reason
 from hebbkit.environment import env_value
 from hebbkit.errors import FolderInUse, HebbkitNotice, RunFolderError, SettingError
+from hebbkit.runs.file_lock import try_lock
 
 # --- a run folder ------------------------------------------------------------------------------
 RECIPE_FILE = "recipe.toml"
@@ -288,8 +288,13 @@ class FolderClaim:
                     f"{self.path}: {os_reason(error)}."
                 ) from None
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+                locked = try_lock(fd)
+            except OSError as error:
+                os.close(fd)
+                raise RunFolderError(
+                    f"Cannot lock {self.path} to claim {self.folder}: {os_reason(error)}."
+                ) from None
+            if not locked:
                 holder = _read_holder(fd)
                 os.close(fd)
                 if time.monotonic() < deadline:  # perhaps only another run's stale scan
@@ -298,12 +303,7 @@ class FolderClaim:
                 raise FolderInUse(
                     f"{self.what} {self.folder} is in use by another hebbkit process "
                     f"({holder}). Wait for it to end, or choose another --out."
-                ) from None
-            except OSError as error:
-                os.close(fd)
-                raise RunFolderError(
-                    f"Cannot lock {self.path} to claim {self.folder}: {os_reason(error)}."
-                ) from None
+                )
             if _same_file(fd, self.path):
                 self._fd = fd
             else:  # its holder released and removed it in between: claim the new one
@@ -344,12 +344,14 @@ def _write_holder(fd: int) -> None:
     }
     with contextlib.suppress(OSError):  # a full disk must not stop a run from claiming
         os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+        os.lseek(fd, 0, os.SEEK_SET)  # not pwrite: Windows has none
+        os.write(fd, (json.dumps(holder) + "\n").encode())
 
 
 def _read_holder(fd: int) -> str:
     try:
-        holder = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        os.lseek(fd, 0, os.SEEK_SET)
+        holder = json.loads(os.read(fd, 4096).decode() or "{}")
     except (OSError, ValueError):
         holder = {}
     if not isinstance(holder, dict) or "pid" not in holder:
@@ -446,6 +448,8 @@ def _old(path: Path, seconds: float = 60.0) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    if sys.platform == "win32":  # os.kill(pid, 0) would end the process there
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -69,13 +69,12 @@ def build_trackers(specs: list[TrackSpec], registry: Registry) -> list[tuple[str
         params = component.params.model_validate({"uri": spec.uri})
         assert isinstance(params, TrackerParams)
         try:
-            tracker = component.build(params)
-        except HebbkitError:
+            tracker = component.build(params)  # the plugin guard names the plugin
+        except TrackerError:
             raise
-        except Exception as error:
+        except HebbkitError as error:
             raise TrackerError(
-                f"--track {spec}: the tracker from {component.origin.describe()} could not be "
-                f"set up: {type(error).__name__}: {error}"
+                f"--track {spec}: the tracker could not be set up. {error}"
             ) from None
         built.append((spec.name, tracker))
     return built
