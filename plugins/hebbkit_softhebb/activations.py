@@ -1,4 +1,9 @@
-"""Output activations over the channel axis (dim 1) of ``u`` ``(B, C, H, W)``."""
+"""Output activations over the channel axis (dim 1) of ``u`` ``(B, C, H, W)``.
+
+The elementwise ones also offer ``f.in_place(u)``, which overwrites ``u``: the layer calls it
+when it no longer needs ``u`` (the frozen network's forward pass, a block's output after its
+update), saving a fresh allocation of the largest tensor of a run.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,21 @@ import torch
 from .params import PowerParams, SoftmaxParams
 
 
+def _power(out: torch.Tensor, power: float) -> torch.Tensor:
+    return out if power == 1 else out.pow_(power)
+
+
 def triangle(params: PowerParams):
     """ReLU(u − mean over channels of u)^power."""
 
     def f(u: torch.Tensor) -> torch.Tensor:
         # one fresh tensor, then in place: these maps are the largest tensors of a run
-        out = (u - u.mean(dim=1, keepdim=True)).relu_()
-        return out if params.power == 1 else out.pow_(params.power)
+        return _power((u - u.mean(dim=1, keepdim=True)).relu_(), params.power)
 
+    def in_place(u: torch.Tensor) -> torch.Tensor:
+        return _power(u.sub_(u.mean(dim=1, keepdim=True)).relu_(), params.power)
+
+    f.in_place = in_place
     return f
 
 
@@ -22,9 +34,12 @@ def repu(params: PowerParams):
     """ReLU(u)^power."""
 
     def f(u: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(u)
-        return out if params.power == 1 else out.pow_(params.power)
+        return _power(torch.relu(u), params.power)
 
+    def in_place(u: torch.Tensor) -> torch.Tensor:
+        return _power(u.relu_(), params.power)
+
+    f.in_place = in_place
     return f
 
 

@@ -1,6 +1,14 @@
-"""Winner-take-all competition modes on pre-activations ``u`` of shape ``(N, c_out)``."""
+"""Winner-take-all competition modes on pre-activations ``u`` of shape ``(N, c_out)``.
+
+Finding each row's winner (``argmax`` over a short row) is one of the slowest passes of a
+step on a CPU; :class:`LastWinners` keeps the winners of the ``u`` a competition has just
+seen, so the layer's win counts (``compete.winners(u)``, called after ``compete(u)``) reuse
+them instead of a second pass.
+"""
 
 from __future__ import annotations
+
+import weakref
 
 import torch
 
@@ -25,8 +33,20 @@ def winners(u: torch.Tensor, params: TieBreakParams | None = None) -> torch.Tens
     return (tied & (rank == choice[:, None])).int().argmax(dim=1)
 
 
-def _winner_mask(u: torch.Tensor, params: TieBreakParams | None = None) -> torch.Tensor:
-    return one_hot(winners(u, params), u.shape[1], u.dtype)
+class LastWinners:
+    """``winners(u, params)``, remembered for the last ``u`` as long as it is unchanged."""
+
+    def __init__(self, params: TieBreakParams | None = None) -> None:
+        self.params = params
+        self._seen: tuple[weakref.ref[torch.Tensor], int] | None = None
+        self._winners: torch.Tensor | None = None
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        seen = self._seen
+        if seen is None or seen[0]() is not u or seen[1] != u._version or self._winners is None:
+            self._winners = winners(u, self.params)
+            self._seen = (weakref.ref(u), u._version)
+        return self._winners
 
 
 def one_hot(index: torch.Tensor, classes: int, dtype: torch.dtype) -> torch.Tensor:
@@ -36,38 +56,49 @@ def one_hot(index: torch.Tensor, classes: int, dtype: torch.dtype) -> torch.Tens
 
 def soft(params: SoftParams):
     def compete(u: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(params.t_invert * u, dim=1)
+        return _softmax(u, params.t_invert)
 
     return compete
+
+
+def _softmax(u: torch.Tensor, t_invert: float) -> torch.Tensor:
+    return torch.softmax(u if t_invert == 1 else t_invert * u, dim=1)
 
 
 def softkrotov(params: WinnerParams):
     """Soft WTA, then every neuron but the winner turns anti-Hebbian (sign flipped)."""
+    last = LastWinners(params)
 
     def compete(u: torch.Tensor) -> torch.Tensor:
-        y = torch.softmax(params.t_invert * u, dim=1)
-        sign = 2.0 * _winner_mask(u, params) - 1.0
-        return y * sign
+        y = _softmax(u, params.t_invert)
+        # y·(2·one_hot − 1) without the mask: negate all in place, restore the winners
+        won = last(u).unsqueeze(1)
+        kept = y.gather(1, won)
+        return y.neg_().scatter_(1, won, kept)
 
-    compete.winners = lambda u: winners(u, params)  # for the layer's win-count diagnostics
+    compete.winners = last  # for the layer's win-count diagnostics
     return compete
 
 
 def hard(params: WinnerParams):
-    def compete(u: torch.Tensor) -> torch.Tensor:
-        return _winner_mask(u, params)
+    last = LastWinners(params)
 
-    compete.winners = lambda u: winners(u, params)
+    def compete(u: torch.Tensor) -> torch.Tensor:
+        return one_hot(last(u), u.shape[1], u.dtype)
+
+    compete.winners = last
     return compete
 
 
 def hardkrotov(params: HardKrotovParams):
+    last = LastWinners(params)
+
     def compete(u: torch.Tensor) -> torch.Tensor:
+        first = last(u)
         if u.shape[1] < params.rank:
-            return _winner_mask(u, params)
+            return one_hot(first, u.shape[1], u.dtype)
         # repeated winner picks, so ties follow the tie-break rule (lowest index first by
         # default, as in the other modes); topk leaves the order of ties unspecified
-        first = winners(u, params)
         masked, index = u.clone(), first
         for _ in range(params.rank - 1):
             masked.scatter_(1, index.unsqueeze(1), float("-inf"))
@@ -76,5 +107,5 @@ def hardkrotov(params: HardKrotovParams):
         loser = one_hot(index, u.shape[1], u.dtype)
         return winner - params.delta * loser
 
-    compete.winners = lambda u: winners(u, params)
+    compete.winners = last
     return compete

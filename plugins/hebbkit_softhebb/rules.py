@@ -10,13 +10,19 @@ from .params import HebbParams, OjaParams, SoftHebbParams
 
 
 class SoftHebbRule:
-    """Δw_k = Σ y_k·x − (Σ y_k·u_k)·w_k (SoftHebb, Journé et al. 2023)."""
+    """Δw_k = Σ y_k·x − (Σ y_k·u_k)·w_k (SoftHebb, Journé et al. 2023).
+
+    Since u_k = w_k·x, Σ y_k·u_k = w_k·(Σ y_k·x): the second term comes from the correlation
+    the first term needs anyway, a ``(c_out, n)`` product instead of another pass over the
+    ``(N, c_out)`` maps (exact up to float rounding).
+    """
 
     def __init__(self, params: SoftHebbParams) -> None:
         self.params = params
 
     def delta(self, weight, batch: HebbianBatch):
-        return batch.correlate() - (batch.y * batch.u).sum(0).unsqueeze(1) * weight
+        grown = batch.correlate()
+        return grown - (grown * weight).sum(1, keepdim=True) * weight
 
 
 class OjaRule:
