@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from hebbkit.config.recipe import validate_recipe
+from hebbkit.engine import products
 from hebbkit.engine.network import HebbianLayer
 from hebbkit.plasticity import ADAPTIVE_EPSILON, HebbianBatch, apply_update, neuron_rates
 from hebbkit.registry import Registry
@@ -162,6 +163,16 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, rel: float = 2e-4
 
 # --- the convolutional update through HebbianLayer.learn ------------------------------------
 
+
+@pytest.fixture(params=["patches", "conv"])
+def products_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with the patch-matrix products (the CPU default) and with the
+    convolution kernels (the GPU's, and the CPU's for patch matrices over PATCH_BYTES)."""
+    if request.param == "conv":
+        monkeypatch.setattr(products, "PATCH_BYTES", 0)
+    return request.param
+
+
 GEOMETRY = {"kernel": 3, "stride": 2, "dilation": 2, "padding": 2}
 
 
@@ -189,7 +200,9 @@ def _learned_delta(registry: Registry, x: torch.Tensor, lr: float = 0.5, **layer
 
 
 @pytest.mark.parametrize("competition", ["soft", "softkrotov", "hard", "hardkrotov"])
-def test_softhebb_conv_delta_matches_loops(registry: Registry, competition: str) -> None:
+def test_softhebb_conv_delta_matches_loops(
+    registry: Registry, products_path: str, competition: str
+) -> None:
     # non-square input, reflect padding 2, stride 2, dilation 2
     x = torch.randn(2, 2, 9, 11, generator=torch.Generator().manual_seed(1))
     beta = 0.7
@@ -213,7 +226,9 @@ def test_softhebb_conv_delta_matches_loops(registry: Registry, competition: str)
 
 @pytest.mark.parametrize("rule", ["softhebb", "oja", "hebb"])
 @pytest.mark.parametrize("mode", ["reflect", "zeros"])
-def test_rule_conv_delta_matches_loops(registry: Registry, rule: str, mode: str) -> None:
+def test_rule_conv_delta_matches_loops(
+    registry: Registry, products_path: str, rule: str, mode: str
+) -> None:
     x = torch.randn(2, 3, 8, 7, generator=torch.Generator().manual_seed(2))
     _, before, delta, _ = _learned_delta(
         registry, x, plasticity={"name": rule}, padding_mode=mode, competition={"name": "soft"}
@@ -231,7 +246,9 @@ def test_hebb_update_is_orthogonal_to_weights(registry: Registry) -> None:
     assert radial.abs().max() < 1e-4 * delta.abs().max()
 
 
-def test_batch_norm_is_applied_before_padding_and_learning(registry: Registry) -> None:
+def test_batch_norm_is_applied_before_padding_and_learning(
+    registry: Registry, products_path: str
+) -> None:
     x = 3.0 + 2.0 * torch.randn(3, 2, 6, 5, generator=torch.Generator().manual_seed(4))
     layer, before, delta, _ = _learned_delta(registry, x, batch_norm=True)
     expected = ref_conv_delta(x, before, padding=2, stride=2, dilation=2, batch_norm=True)
@@ -241,7 +258,9 @@ def test_batch_norm_is_applied_before_padding_and_learning(registry: Registry) -
     torch.testing.assert_close(layer.bn.running_mean.double(), 0.1 * mean, rtol=1e-5, atol=1e-6)
 
 
-def test_learn_output_is_activation_of_preactivation(registry: Registry) -> None:
+def test_learn_output_is_activation_of_preactivation(
+    registry: Registry, products_path: str
+) -> None:
     """learn() passes on pool(activation(u)) of the old weights, with u laid out as (B,C,H,W)."""
     x = torch.randn(2, 2, 9, 11, generator=torch.Generator().manual_seed(5))
     layer, before, _, out = _learned_delta(
@@ -262,7 +281,9 @@ def test_learn_output_is_activation_of_preactivation(registry: Registry) -> None
     )
 
 
-def test_identical_zero_filters_split_only_by_argmax_ties(registry: Registry) -> None:
+def test_identical_zero_filters_split_only_by_argmax_ties(
+    registry: Registry, products_path: str
+) -> None:
     """ZerO layer 1 (c_in = 1): identical filters, so the lowest index wins every tie."""
     layer = make_layer(
         registry,

@@ -2,10 +2,12 @@
 
 A block is ``BatchNorm2d(affine=False) -> pad -> conv -> activation -> pool``. Learning views
 the convolution as a matrix product over image patches (``u = patches @ Wᵀ``, ``Σ y·x =
-yᵀ @ patches``) but computes both with the convolution kernels (forward and weight gradient),
-which on CPUs are 1.5–1.9× faster than unfolding the patches and multiplying for the
-3-layer preset's layers 2 and 3 (``benchmarks/hebbian_step.py``). No loop over pixels,
-neurons or samples.
+yᵀ @ patches``); :mod:`hebbkit.engine.products` computes both, on a CPU from a patch matrix
+copied out of the channels-last input, on a GPU with the convolution kernels. Maps stay
+channels-last between blocks, so ``u`` is a view of its ``(N, c_out)`` rows and the
+activation's and pooling's reductions over channels read contiguous memory. Under
+``--precision bf16`` the products take bfloat16 inputs (:attr:`HebbianLayer.compute_dtype`);
+everything else stays float32. No loop over pixels, neurons or samples.
 """
 
 from __future__ import annotations
@@ -18,6 +20,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from hebbkit.config.recipe import LayerConfig, Recipe
+from hebbkit.engine.products import (
+    ConvProducts,
+    Geometry,
+    PatchProducts,
+    channels_last,
+    use_patches,
+    weight_rows,
+)
 from hebbkit.engine.seeds import derive_seed
 from hebbkit.errors import PluginError
 from hebbkit.plasticity import HebbianBatch, PlasticityParams, apply_update
@@ -64,6 +74,9 @@ class HebbianLayer(nn.Module):
         )
         #: per-neuron counts of won positions since the last reset, when tracked
         self.win_counts: torch.Tensor | None = None
+        #: dtype of the inputs of the matrix products (bfloat16 under --precision bf16)
+        self.compute_dtype = torch.float32
+        self._operands: dict[str, tuple[Any, torch.Tensor]] = {}
         shape = (config.channels, in_channels, config.kernel, config.kernel)
         self.register_buffer(
             "weight", build_initial_weight(registry, config.init, shape, generator)
@@ -91,6 +104,10 @@ class HebbianLayer(nn.Module):
     def fan_in(self) -> int:
         return self.weight[0].numel()
 
+    @property
+    def geometry(self) -> Geometry:
+        return Geometry(self.kernel, self.stride, self.dilation)
+
     def weight_matrix(self) -> torch.Tensor:
         """The weight as ``(c_out, c_in·k·k)``, a view that shares storage."""
         return self.weight.view(self.weight.shape[0], -1)
@@ -103,77 +120,66 @@ class HebbianLayer(nn.Module):
             return F.pad(x, pads)
         return F.pad(x, pads, mode=self.padding_mode)
 
-    def preactivation(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pad(self.bn(x))
-        return F.conv2d(x, self.weight, stride=self.stride, dilation=self.dilation)
+    def padded_input(self, x: torch.Tensor) -> torch.Tensor:
+        """BatchNorm (float32), padding, then the compute dtype, channels-last."""
+        x = self.pad(self.bn(x.float()))
+        return x.to(dtype=self.compute_dtype, memory_format=torch.channels_last)
 
-    def output(self, u: torch.Tensor) -> torch.Tensor:
+    def products(self, x_padded: torch.Tensor) -> PatchProducts | ConvProducts:
+        """``u`` and the correlations of the current weight on a :meth:`padded_input`."""
+        if use_patches(x_padded, self.fan_in, self.geometry):
+            rows = self._operand("rows", lambda w: weight_rows(w, self.compute_dtype))
+            return PatchProducts(x_padded, rows, self.weight.shape, self.geometry)
+        kernel = self._operand("kernel", lambda w: channels_last(w.to(self.compute_dtype)))
+        return ConvProducts(x_padded, kernel, self.geometry)
+
+    def _operand(self, kind: str, make: Any) -> torch.Tensor:
+        """The weight as a product wants it, rebuilt only after the weight changed."""
+        weight = self.weight
+        key = (kind, self.compute_dtype, weight.device, weight.data_ptr(), weight._version)
+        cached = self._operands.get(kind)
+        if cached is None or cached[0] != key:
+            cached = (key, make(weight))
+            self._operands[kind] = cached
+        return cached[1]
+
+    def preactivation(self, x: torch.Tensor) -> torch.Tensor:
+        """``u`` as ``(B, c_out, H, W)`` (channels-last), float32."""
+        return self.products(self.padded_input(x)).u_map()
+
+    def output(self, u: torch.Tensor, reuse: bool = False) -> torch.Tensor:
+        """``pool(activation(u))``; with ``reuse``, an activation that offers ``in_place`` may
+        overwrite ``u`` (its caller no longer needs it)."""
+        in_place = getattr(self.activation, "in_place", None) if reuse else None
         with self.guards["activation"]:
-            y = self.activation(u)
+            y = in_place(u) if in_place is not None else self.activation(u)
         with self.guards["pooling"]:
             return self.pool(y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output(self.preactivation(x))
-
-    def patches(self, x_padded: torch.Tensor) -> torch.Tensor:
-        """The patch matrix ``(N, c_in·k·k)`` of an already padded input."""
-        columns = F.unfold(x_padded, self.kernel, dilation=self.dilation, stride=self.stride)
-        return columns.transpose(1, 2).reshape(-1, columns.shape[1])
-
-    def correlate(self, x_padded: torch.Tensor, signal: torch.Tensor) -> torch.Tensor:
-        """``Σ_N signal_k·x_i`` as ``(c_out, n)``: the weight gradient of the convolution."""
-        batch, channels = x_padded.shape[0], self.weight.shape[0]
-        signal_map = signal.view(batch, -1, channels).transpose(1, 2)
-        signal_map = signal_map.reshape(batch, channels, *self._out_hw(x_padded))
-        grad = torch.ops.aten.convolution_backward(
-            signal_map.contiguous(),
-            x_padded,
-            self.weight,
-            None,
-            [self.stride] * 2,
-            [0, 0],
-            [self.dilation] * 2,
-            False,
-            [0, 0],
-            1,
-            [False, True, False],
-        )[1]
-        return grad.view(channels, -1)
-
-    def _out_hw(self, x_padded: torch.Tensor) -> tuple[int, int]:
-        span = self.dilation * (self.kernel - 1) + 1
-        return (
-            (x_padded.shape[2] - span) // self.stride + 1,
-            (x_padded.shape[3] - span) // self.stride + 1,
-        )
+        return self.output(self.preactivation(x), reuse=True)
 
     @torch.no_grad()
     def learn(
         self, x: torch.Tensor, progress: float, want_output: bool = True
     ) -> torch.Tensor | None:
-        """One plasticity step on batch ``x``; returns the block's output if ``want_output``."""
-        x = self.pad(self.bn(x))
-        u_map = F.conv2d(x, self.weight, stride=self.stride, dilation=self.dilation)
-        channels = u_map.shape[1]
-        u = u_map.permute(0, 2, 3, 1).reshape(-1, channels)
+        """One plasticity step on batch ``x``; returns the block's output if ``want_output``
+        (computed from the weight before the step)."""
+        products = self.products(self.padded_input(x))
+        u = products.u
         with self.guards["competition"]:
+            y = self.compete(u)
             if self.win_counts is not None:
                 # a competition may say who won (its tie-break rule); else the first maximum
                 winners = getattr(self.compete, "winners", None)
                 won = winners(u) if winners is not None else u.argmax(1)
-                self.win_counts += torch.bincount(won, minlength=channels)
-            y = self.compete(u)
-        batch = HebbianBatch(
-            u=u,
-            y=y,
-            correlate=lambda signal: self.correlate(x, signal),
-            patches=lambda: self.patches(x),
-        )
+                self.win_counts += torch.bincount(won, minlength=u.shape[1])
+        batch = HebbianBatch(u=u, y=y, correlate=products.correlate, patches=products.patches)
         with self.guards["plasticity"]:
             delta = self.rule.delta(self.weight_matrix(), batch)
+        out = self.output(products.u_map(), reuse=True) if want_output else None
         apply_update(self.weight_matrix(), delta, self.rule_params, progress)
-        return self.output(u_map) if want_output else None
+        return out
 
 
 class HebbianNetwork(nn.Module):
@@ -197,6 +203,11 @@ class HebbianNetwork(nn.Module):
         for layer in self.layers[:upto]:
             x = layer(x)
         return x
+
+    def set_compute_dtype(self, dtype: torch.dtype) -> None:
+        """The dtype of every layer's matrix products (see :mod:`hebbkit.engine.precision`)."""
+        for layer in self.layers:
+            layer.compute_dtype = dtype
 
     def feature_shape(self, image_shape: Sequence[int]) -> tuple[int, ...]:
         """Output shape ``(C, H, W)`` for one image of ``image_shape`` ``(C, H, W)``."""

@@ -1,0 +1,135 @@
+"""The Hebbian step's matrix products: the patch-matrix and convolution-kernel ways agree, and
+bfloat16 products stay close to float32 while weights and updates stay float32."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hebbkit.config.recipe import validate_recipe
+from hebbkit.engine import products
+from hebbkit.engine.network import HebbianLayer
+from hebbkit.engine.products import ConvProducts, Geometry, PatchProducts, patch_matrix
+from hebbkit.registry import Registry
+from tests.conftest import TINY_RECIPE
+
+GEOMETRIES = [Geometry(3, 1, 1), Geometry(3, 2, 2), Geometry(5, 1, 1), Geometry(1, 1, 1)]
+
+
+def unfolded(x: torch.Tensor, geometry: Geometry) -> torch.Tensor:
+    """The patch matrix in the weight's (c_in, kh, kw) order, via torch's unfold."""
+    columns = F.unfold(x, geometry.kernel, dilation=geometry.dilation, stride=geometry.stride)
+    return columns.transpose(1, 2).reshape(-1, columns.shape[1])
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_patch_matrix_is_unfold_in_channels_last_order(geometry: Geometry, channels: int) -> None:
+    x = torch.randn(2, channels, 11, 9, generator=torch.Generator().manual_seed(0))
+    k = geometry.kernel
+    expected = unfolded(x, geometry).view(-1, channels, k, k).permute(0, 2, 3, 1).flatten(1)
+    assert torch.equal(patch_matrix(x, geometry), expected)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+def test_patch_and_conv_products_agree(geometry: Geometry) -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 4, 12, 10, generator=g)
+    weight = torch.randn(6, 4, geometry.kernel, geometry.kernel, generator=g)
+    rows = products.weight_rows(weight, torch.float32)
+    by_patches = PatchProducts(x, rows, weight.shape, geometry)
+    by_conv = ConvProducts(x, weight, geometry)
+    u_map = F.conv2d(x, weight, stride=geometry.stride, dilation=geometry.dilation)
+    torch.testing.assert_close(by_patches.u_map(), u_map, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(by_conv.u_map(), u_map, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(by_patches.u, by_conv.u, rtol=1e-5, atol=1e-5)
+    signal = torch.randn(by_patches.u.shape, generator=g)
+    expected = signal.T @ unfolded(x, geometry)
+    torch.testing.assert_close(by_patches.correlate(signal), expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(by_conv.correlate(signal), expected, rtol=1e-4, atol=1e-4)
+    assert torch.equal(by_patches.patches(), unfolded(x, geometry))
+    torch.testing.assert_close(by_conv.patches(), unfolded(x, geometry))
+
+
+def test_large_patch_matrices_use_the_convolution_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = torch.zeros(2, 3, 10, 10)
+    geometry = Geometry(3, 1, 1)
+    size = 2 * 8 * 8 * 27 * 4
+    monkeypatch.setattr(products, "PATCH_BYTES", size)
+    assert products.use_patches(x, 27, geometry)
+    monkeypatch.setattr(products, "PATCH_BYTES", size - 1)
+    assert not products.use_patches(x, 27, geometry)
+
+
+def make_layer(registry: Registry, in_channels: int = 2, **layer: Any) -> HebbianLayer:
+    data = copy.deepcopy(TINY_RECIPE)
+    data["layers"][0].update({"channels": 8, "padding": 1, **layer})
+    config = validate_recipe(data, registry).layers[0]
+    return HebbianLayer(config, in_channels, registry, torch.Generator().manual_seed(3))
+
+
+def test_bf16_products_stay_close_and_keep_float32_state(registry: Registry) -> None:
+    x = torch.randn(4, 2, 10, 10, generator=torch.Generator().manual_seed(4))
+    exact, mixed = make_layer(registry), make_layer(registry)
+    mixed.compute_dtype = torch.bfloat16
+    seen: list[torch.dtype] = []
+    compete = mixed.compete
+
+    def spy(u: torch.Tensor) -> torch.Tensor:
+        seen.append(u.dtype)
+        return compete(u)
+
+    mixed.compete = spy
+    before = exact.weight.clone()
+    out_exact = exact.learn(x, 0.0)
+    out_mixed = mixed.learn(x, 0.0)
+    assert seen == [torch.float32]  # the competition sees float32 u
+    assert mixed.weight.dtype == torch.float32 and out_mixed.dtype == torch.float32
+    step_exact, step_mixed = exact.weight - before, mixed.weight - before
+    assert step_mixed.abs().max() > 0
+    # bfloat16 keeps 8 bits: the step agrees to a few per cent, not to float32 rounding
+    assert (step_mixed - step_exact).norm() < 0.05 * step_exact.norm()
+    assert (step_mixed - step_exact).norm() > 0
+    assert (out_mixed - out_exact).norm() < 0.02 * out_exact.norm()
+
+
+def test_bf16_forward_is_close_to_float32(registry: Registry) -> None:
+    layer = make_layer(registry).eval()
+    x = torch.randn(4, 2, 10, 10, generator=torch.Generator().manual_seed(5))
+    exact = layer(x)
+    layer.compute_dtype = torch.bfloat16
+    mixed = layer(x)
+    assert mixed.dtype == torch.float32
+    assert (mixed - exact).norm() < 0.02 * exact.norm()
+
+
+@pytest.mark.parametrize("name", ["triangle", "repu"])
+def test_in_place_activations_match_and_forward_uses_them(registry: Registry, name: str) -> None:
+    f = registry.get("activation", name).build(registry.get("activation", name).params(power=0.7))
+    u = torch.randn(2, 5, 4, 3).contiguous(memory_format=torch.channels_last)
+    kept = u.clone()
+    expected = f(u)
+    assert torch.equal(u, kept)  # the plain call leaves u alone
+    assert torch.equal(f.in_place(u), expected)
+    assert torch.equal(u, expected)  # in_place overwrote u
+    layer = make_layer(registry, activation={"name": name, "power": 0.7}).eval()
+    x = torch.randn(3, 2, 8, 8, generator=torch.Generator().manual_seed(6))
+    reference = layer.pool(layer.activation(layer.preactivation(x)))
+    torch.testing.assert_close(layer(x), reference)
+
+
+def test_winners_are_reused_for_the_same_unchanged_u(registry: Registry) -> None:
+    compete = registry.get("competition", "softkrotov").build()
+    u = torch.randn(50, 6, generator=torch.Generator().manual_seed(7))
+    compete(u)
+    first = compete.winners(u)
+    assert compete.winners(u) is first  # the layer's win counts reuse compete's winners
+    assert torch.equal(first, u.argmax(1))
+    u[:, 0] += 100.0  # changed in place: recomputed
+    assert (compete.winners(u) == 0).all()
+    other = torch.randn(50, 6, generator=torch.Generator().manual_seed(8))
+    assert torch.equal(compete.winners(other), other.argmax(1))
