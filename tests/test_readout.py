@@ -1,15 +1,26 @@
-"""The read-out's rate schedules, against SoftHebb's scheduler and a direct formula."""
+"""The read-out: rate schedules against SoftHebb's scheduler and a direct formula; the
+written-out step against autograd; dropout masks; reproducibility."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from hebbkit.config.recipe import ReadoutConfig
 from hebbkit.engine.progress import QuietProgress
-from hebbkit.engine.training import cosine_factor, readout_phase, step_milestones
+from hebbkit.engine.readout import (
+    BitDropout,
+    ReadoutStep,
+    cosine_factor,
+    mask_bits,
+    readout_phase,
+    step_milestones,
+)
 
 
 def softhebb_milestones(epochs: int) -> list[int]:
@@ -63,3 +74,61 @@ def test_cosine_rate_decays_per_step_to_zero() -> None:
 def test_constant_and_short_step_schedules_keep_the_rate() -> None:
     for schedule in ("constant", "step"):
         assert [row["lr"] for row in _readout(schedule)] == [0.01] * 4
+
+
+# --- the written-out read-out step -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("p", "bits"), [(0.5, 1), (0.25, 2), (0.75, 2), (0.125, 4), (0.2, 16)])
+def test_mask_bits_are_the_fewest_that_give_p_exactly(p: float, bits: int) -> None:
+    assert mask_bits(p) == bits
+
+
+@pytest.mark.parametrize("p", [0.5, 0.25, 0.2])
+def test_bit_dropout_keeps_one_minus_p_reproducibly(p: float) -> None:
+    def draw() -> torch.Tensor:
+        return BitDropout(p, 7, torch.device("cpu"), torch.int16).mask(200_003)
+
+    mask = draw()
+    assert mask.shape == (200_003,) and set(mask.unique().tolist()) <= {-1, 0}
+    kept = (mask == -1).double().mean().item()
+    assert abs(kept - (1 - p)) < 4 * math.sqrt(p * (1 - p) / mask.numel())
+    assert torch.equal(mask, draw())
+    assert not torch.equal(mask, BitDropout(p, 8, torch.device("cpu"), torch.int16).mask(200_003))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+@pytest.mark.parametrize("p", [0.5, 0.2, 0.0])
+def test_readout_step_is_autograds_gradient(dtype: torch.dtype, p: float) -> None:
+    """The step's gradient and loss equal autograd's on dropout(x) → linear → cross-entropy."""
+    g = torch.Generator().manual_seed(0)
+    features = torch.randn(40, 23, generator=g).to(dtype)
+    labels = torch.randint(0, 4, (40,), generator=g)
+    index = torch.randperm(40, generator=g)[:13]
+    linear = nn.Linear(23, 4)
+    reference = copy.deepcopy(linear)
+    int_dtype = torch.int16 if dtype == torch.float16 else torch.int32
+    dropout = BitDropout(p, 3, torch.device("cpu"), int_dtype) if p else None
+    step = ReadoutStep(features, labels, linear, dropout, batch_size=16)
+    step(index)
+    x = features[index].float()
+    if p:
+        keep = BitDropout(p, 3, torch.device("cpu"), int_dtype).mask(x.numel()).view(x.shape)
+        x = x * (keep == -1) / (1 - p)
+    loss = F.cross_entropy(reference(x), labels[index])
+    loss.backward()
+    torch.testing.assert_close(linear.weight.grad, reference.weight.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(linear.bias.grad, reference.bias.grad, rtol=1e-5, atol=1e-6)
+    loss_sum, correct = step.take_epoch_sums()
+    assert loss_sum == pytest.approx(loss.item() * 13, rel=1e-5)
+    logits = reference(x)
+    assert correct == int((logits.argmax(1) == labels[index]).sum())
+
+
+def test_readout_is_reproducible_and_learns() -> None:
+    def results(rows: list[dict]) -> list[dict]:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+    rows = _readout("step", epochs=3)
+    assert results(rows) == results(_readout("step", epochs=3))
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]

@@ -14,8 +14,9 @@ from hebbkit.config.overrides import apply_overrides
 from hebbkit.config.recipe import Recipe, recipe_dict, validate_recipe
 from hebbkit.engine.network import HebbianNetwork
 from hebbkit.engine.progress import ProgressReporter, QuietProgress
+from hebbkit.engine.readout import accuracy, readout_model
 from hebbkit.engine.splits import load_splits
-from hebbkit.engine.training import accuracy, extract_features, feature_dtype, readout_model
+from hebbkit.engine.training import extract_features, feature_dtype
 from hebbkit.errors import HebbkitError, RunFolderError
 from hebbkit.registry import Registry
 from hebbkit.runs.folder import WEIGHTS_FILE, is_finished, read_summary
@@ -64,7 +65,7 @@ def load_model(
     if linear is None:
         raise RunFolderError(f"{folder / WEIGHTS_FILE} holds no read-out.")
     n_classes, features = linear.shape
-    readout = readout_model(features, n_classes, recipe.readout.dropout, recipe.seed, device)
+    readout = readout_model(features, n_classes, recipe.readout.dropout, device)
     readout.load_state_dict(readout_state)
     return recipe, network.to(device).eval(), readout.eval()
 

@@ -28,6 +28,7 @@ from hebbkit.config.toml import os_reason
 from hebbkit.engine.diagnostics import describe_layers
 from hebbkit.engine.network import HebbianNetwork
 from hebbkit.engine.progress import ProgressReporter, QuietProgress
+from hebbkit.engine.readout import accuracy, readout_phase
 from hebbkit.engine.seeds import derive_seed
 from hebbkit.engine.shapes import (
     Counts,
@@ -39,13 +40,7 @@ from hebbkit.engine.shapes import (
     planned_counts,
 )
 from hebbkit.engine.splits import DataSplits, load_splits
-from hebbkit.engine.training import (
-    accuracy,
-    extract_features,
-    feature_dtype,
-    hebbian_phase,
-    readout_phase,
-)
+from hebbkit.engine.training import extract_features, feature_dtype, hebbian_phase
 from hebbkit.environment import describe_setting, env_flag, env_value
 from hebbkit.errors import ResourceError, SettingError
 from hebbkit.registry import Registry
