@@ -1,6 +1,6 @@
 """The ``HEBBKIT_*`` environment variables: every name hebbkit reads, and strict parsing.
 
-Each variable is read where it is used (``runs/run.py``: data, offline, device, memory;
+Each variable is read where it is used (``runs/run.py``: data, offline, device, memory, precision;
 ``runs/folder.py``: runs; ``plugins.py``: the plugin switches) but parsed here, so that a bad
 value is refused with the variable's name, never blamed on a flag nobody passed.
 """
@@ -22,6 +22,7 @@ VARIABLES: dict[str, str] = {
     "HEBBKIT_DEVICE": "cpu, cuda or cuda:N; --device wins",
     "HEBBKIT_RUNS": "folder of run, grid and search folders (default ./runs)",
     "HEBBKIT_MAX_MEMORY": "most memory a run may plan to use, e.g. 8GiB; --max-memory wins",
+    "HEBBKIT_PRECISION": "fp32, bf16 or tf32: numerics of the Hebbian phase; --precision wins",
     "HEBBKIT_LOAD_PLUGINS": "comma-separated third-party plugins to load (default: all)",
     "HEBBKIT_DISABLE_PLUGIN_AUTOLOAD": "1: load no third-party plugin",
     "HEBBKIT_TRACE_PLUGINS": "1: log plugin loading and hook calls to stderr",

@@ -50,6 +50,16 @@ DeviceOption = Annotated[
     str | None,
     typer.Option("--device", help="cpu or cuda (default: $HEBBKIT_DEVICE, else cpu)"),
 ]
+PrecisionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--precision",
+        help="numerics of the Hebbian phase and the features pass: fp32 (strict float32, "
+        "TF32 off on GPUs), bf16 (bfloat16 matrix products, float32 weights and updates) or "
+        "tf32 (CUDA only); default: $HEBBKIT_PRECISION, else fp32",
+        show_default=False,
+    ),
+]
 OfflineOption = Annotated[
     bool, typer.Option("--offline", help="never download data (also HEBBKIT_OFFLINE=1)")
 ]

@@ -16,6 +16,7 @@ from hebbkit.cli.options import (
     JsonOption,
     MaxMemoryOption,
     OfflineOption,
+    PrecisionOption,
     QuietOption,
     RecipeArg,
     SetOption,
@@ -56,6 +57,7 @@ def run(
     ] = None,
     data_root: DataRootOption = None,
     device: DeviceOption = None,
+    precision: PrecisionOption = None,
     offline: OfflineOption = False,
     track: TrackOption = None,
     overwrite: Annotated[
@@ -70,7 +72,9 @@ def run(
     from hebbkit.runs.run import Machine, RunOrigin, run_recipe
 
     spec = _load(recipe, overrides)
-    machine = Machine.from_flags(data_root, device, offline, track, max_memory=max_memory)
+    machine = Machine.from_flags(
+        data_root, device, offline, track, max_memory=max_memory, precision=precision
+    )
     folder = (out_dir or default_run_folder(spec.name)).resolve()
     summary = run_recipe(
         spec,

@@ -14,6 +14,7 @@ from hebbkit.cli.options import (
     DeviceOption,
     MaxMemoryOption,
     OfflineOption,
+    PrecisionOption,
     QuietOption,
     SetOption,
     TrackOption,
@@ -78,6 +79,7 @@ def grid(
     ] = None,
     data_root: DataRootOption = None,
     device: DeviceOption = None,
+    precision: PrecisionOption = None,
     offline: OfflineOption = False,
     track: TrackOption = None,
     dry_run: Annotated[
@@ -94,7 +96,7 @@ def grid(
     from hebbkit.runs.folder import runs_root
     from hebbkit.runs.grid import load_grid, parse_seeds, run_grid
     from hebbkit.runs.options import ray_options
-    from hebbkit.runs.run import Machine, memory_setting, track_setting
+    from hebbkit.runs.run import Machine, memory_setting, precision_setting, track_setting
     from hebbkit.runs.run import data_root as resolve_data_root
     from hebbkit.runs.run import offline as is_offline
 
@@ -102,7 +104,9 @@ def grid(
     machine = (
         None
         if address
-        else Machine.from_flags(data_root, device, offline, track, max_memory=max_memory)
+        else Machine.from_flags(
+            data_root, device, offline, track, max_memory=max_memory, precision=precision
+        )
     )
     # through Ray the runs' machines are elsewhere: only an explicit --max-memory applies here
     # runs start one after another: refuse now only what could never fit (each run checks
@@ -121,7 +125,7 @@ def grid(
     if dry_run:
         _print_plan(plan, folder, registry)
         return
-    command = _command(grid_file, given_out, seeds, only, overrides, address, device)
+    command = _command(grid_file, given_out, seeds, only, overrides, address, device, precision)
     ray = None
     if address:
         ray = ray_options(
@@ -132,6 +136,7 @@ def grid(
             device=device,
             data_root=resolve_data_root(data_root),
             offline=is_offline(offline),
+            precision=precision_setting(precision),
             unit="run",
             track=track_setting(track),
         )
@@ -176,6 +181,7 @@ def _command(
     overrides: list[str] | None,
     address: str | None,
     device: str | None,
+    precision: str | None = None,
 ) -> list[str]:
     """The command line that reproduces this grid (machine paths such as --data-root left out)."""
     command = ["hebbkit", "grid", str(grid_file), "--out", str(out_dir)]
@@ -189,6 +195,8 @@ def _command(
         command += ["--address", address]
     if device:
         command += ["--device", device]
+    if precision:
+        command += ["--precision", precision]
     return command
 
 

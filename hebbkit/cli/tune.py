@@ -15,6 +15,7 @@ from hebbkit.cli.options import (
     DataRootOption,
     MaxMemoryOption,
     OfflineOption,
+    PrecisionOption,
     RecipeArg,
     SetOption,
     TrackOption,
@@ -74,6 +75,7 @@ def tune(
             "--device", help="cpu or cuda for every trial (default: cuda if --gpus-per-trial)"
         ),
     ] = None,
+    precision: PrecisionOption = None,
     offline: OfflineOption = False,
     track: TrackOption = None,
     ray_temp: Annotated[
@@ -95,7 +97,12 @@ def tune(
     from hebbkit.reports.search_report import print_samples, show
     from hebbkit.runs.options import ray_options
     from hebbkit.runs.run import data_root as resolve_data_root
-    from hebbkit.runs.run import local_memory_limit, memory_setting, track_setting
+    from hebbkit.runs.run import (
+        local_memory_limit,
+        memory_setting,
+        precision_setting,
+        track_setting,
+    )
     from hebbkit.runs.run import offline as is_offline
     from hebbkit.runs.search import dry_run as sample_trials
     from hebbkit.runs.search import invalid_samples_error, load_plan
@@ -117,6 +124,7 @@ def tune(
         device=device,
         data_root=resolve_data_root(data_root),
         offline=is_offline(offline),
+        precision=precision_setting(precision),
         ray_temp=ray_temp,
         resume=resume,
         verbose=verbose,

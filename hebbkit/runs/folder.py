@@ -100,7 +100,8 @@ class RunSummary(TypedDict, total=False):
     """``summary.json``: what a finished run reports, read back by grids, searches and reports.
 
     Accuracies are fractions in [0, 1]; ``validation_accuracy`` exists only with a validation
-    split, ``peak_gpu_bytes`` only on a GPU. Older folders may lack later keys: read with
+    split, ``peak_gpu_bytes`` and ``tf32`` (the TF32 flags in force) only on a GPU. Older
+    folders may lack later keys (``precision``: fp32 before it was recorded): read with
     ``.get``.
     """
 
@@ -115,6 +116,8 @@ class RunSummary(TypedDict, total=False):
     test_images: int
     feature_size: int
     feature_dtype: str
+    precision: str
+    tf32: dict[str, str]
     seconds: Seconds
     hebbian_layers: list[LayerTiming]
     hebbian_images_per_second: list[float]

@@ -636,6 +636,7 @@ def run_on_ray(
         "data_root": str(options.data_root),
         "device": options.device,
         "offline": options.offline,
+        "precision": options.precision,
         "threads": max(1, int(options.cpus_per_trial)),
         "track": options.track,
         "hebbian_cache": str(sharing.cache) if sharing and sharing.shared else None,

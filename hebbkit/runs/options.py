@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from hebbkit.engine.precision import precision_problem
 from hebbkit.environment import describe_setting
 from hebbkit.errors import HebbkitError
 from hebbkit.runs.run import device_source
@@ -29,6 +30,8 @@ class RayOptions:
     #: cpu or cuda, as the trial resolves it (Ray picks the GPU: cuda is its cuda:0)
     device: str = "cpu"
     offline: bool = False
+    #: numerics of every trial (hebbkit.engine.precision)
+    precision: str = "fp32"
     resume: bool = False
     verbose: bool = False
     #: the experiment trackers every trial logs to
@@ -56,6 +59,7 @@ def ray_options(
     device: str | None,
     data_root: Path,
     offline: bool,
+    precision: str = "fp32",
     ray_temp: Path | None = None,
     resume: bool = False,
     verbose: bool = False,
@@ -95,6 +99,9 @@ def ray_options(
             f"{gpus_flag} {gpus:g} asks for GPUs, but torch {torch.__version__} sees none "
             f"on this machine. Use {gpus_flag} 0, or --address to join a cluster with GPUs."
         )
+    problem = precision_problem(precision, torch.device(chosen))
+    if problem:
+        raise HebbkitError(f"--precision {precision}: {problem} (each {unit} runs on {chosen}).")
     return RayOptions(
         address=where,
         cpus_per_trial=cpus,
@@ -104,6 +111,7 @@ def ray_options(
         data_root=data_root,
         device=chosen,
         offline=offline,
+        precision=precision,
         resume=resume,
         verbose=verbose,
         track=list(track or []),

@@ -238,6 +238,7 @@ def run_in_trial(
         device=resolve_device(context["device"]),
         offline=context["offline"],
         track=context.get("track", []),
+        precision=context.get("precision", "fp32"),
     )
     cache = context.get("hebbian_cache")
     return run_recipe(
@@ -377,6 +378,7 @@ def run_search(plan: SearchPlan, out: Path, options: RayOptions) -> SearchOutcom
         "data_root": str(options.data_root),
         "device": options.device,
         "offline": options.offline,
+        "precision": options.precision,
         "threads": max(1, math.floor(options.cpus_per_trial)),
         "track": options.track,
         "hebbian_cache": str(out / HEBBIAN_CACHE_DIR) if plan.shares_hebbian_phases else None,

@@ -2,9 +2,9 @@
 
 :class:`Machine` holds the settings of the machine, never of the experiment; it is the only
 place that reads ``HEBBKIT_DATA``, ``HEBBKIT_OFFLINE``, ``HEBBKIT_DEVICE``,
-``HEBBKIT_MAX_MEMORY`` and ``HEBBKIT_TRACK`` (parsed by :mod:`hebbkit.environment`, so a bad
-value names its variable). A run is checked against its images and the machine's memory
-before anything is allocated (:func:`check_fits`).
+``HEBBKIT_MAX_MEMORY``, ``HEBBKIT_TRACK`` and ``HEBBKIT_PRECISION`` (parsed by
+:mod:`hebbkit.environment`, so a bad value names its variable). A run is checked against its
+images and the machine's memory before anything is allocated (:func:`check_fits`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,13 @@ from hebbkit.config.recipe import Recipe, flatten_recipe, hebbian_hash, recipe_d
 from hebbkit.config.toml import os_reason
 from hebbkit.engine.diagnostics import describe_layers
 from hebbkit.engine.network import HebbianNetwork
+from hebbkit.engine.precision import (
+    PRECISIONS,
+    compute_dtype,
+    pinned_numerics,
+    precision_problem,
+    tf32_state,
+)
 from hebbkit.engine.progress import ProgressReporter, QuietProgress
 from hebbkit.engine.readout import accuracy, readout_phase
 from hebbkit.engine.seeds import derive_seed
@@ -171,6 +178,22 @@ def track_setting(flags: list[str] | None = None) -> list[TrackSpec]:
     return parse_track(os.environ.get("HEBBKIT_TRACK", "").split(","), "HEBBKIT_TRACK")
 
 
+def precision_setting(flag: str | None = None) -> str:
+    """``--precision``, else ``HEBBKIT_PRECISION``, else fp32; checked for its spelling."""
+    if flag is not None and flag.strip():
+        raw, source = flag, "--precision"
+    else:
+        raw, source = env_value("HEBBKIT_PRECISION") or "fp32", "HEBBKIT_PRECISION"
+    value = raw.strip().lower()
+    if value not in PRECISIONS:
+        raise SettingError(
+            f"{describe_setting(source, raw)} is not a precision; use {', '.join(PRECISIONS)} "
+            "(fp32: strict float32, the default; bf16: bfloat16 products in the Hebbian phase; "
+            "tf32: TF32 on CUDA GPUs)."
+        )
+    return value
+
+
 @dataclass
 class Machine:
     """Settings of the machine, not of the experiment: they never live in a recipe."""
@@ -183,6 +206,13 @@ class Machine:
     #: the most memory a run may plan to use (None: what the machine has free)
     max_memory: int | None = field(default_factory=lambda: max_memory_setting()[0])
     max_memory_source: str = field(default_factory=lambda: max_memory_setting()[1])
+    #: numerics of the Hebbian phase and the features pass (hebbkit.engine.precision)
+    precision: str = field(default_factory=precision_setting)
+
+    def __post_init__(self) -> None:
+        problem = precision_problem(self.precision, self.device)
+        if problem:
+            raise SettingError(f"--precision {self.precision}: {problem} (device {self.device}).")
 
     @classmethod
     def from_flags(
@@ -192,6 +222,7 @@ class Machine:
         no_download: bool = False,
         track: list[str] | None = None,
         max_memory: str | None = None,
+        precision: str | None = None,
     ) -> Machine:
         """From command-line flags, each falling back to its ``HEBBKIT_*`` variable."""
         limit, source = max_memory_setting(max_memory)
@@ -202,6 +233,7 @@ class Machine:
             track_setting(track),
             limit,
             source,
+            precision_setting(precision),
         )
 
     def memory_limit(self, total: bool = False) -> MemoryLimit | None:
@@ -389,7 +421,7 @@ def run_recipe(
 
     started_at = utc_now()
     clock = Stopwatch()
-    with staged_folder(out, overwrite) as folder:
+    with staged_folder(out, overwrite) as folder, pinned_numerics(machine.precision):
         progress.log(f"Run folder {out} (written in {folder} until the run ends)")
         with writing(folder / RECIPE_FILE):
             (folder / RECIPE_FILE).write_text(recipe_toml(recipe))
@@ -430,6 +462,7 @@ def run_recipe(
             check_fits(recipe, registry, machine, image_shape, _run_counts(splits), classes)
             network = HebbianNetwork.from_recipe(recipe, image_shape[0], registry).to(device)
             initial_filters = network.layers[0].weight.detach().cpu().clone()
+            network.set_compute_dtype(compute_dtype(machine.precision))
             with clock.phase("hebbian"):
                 if reused is not None:
                     progress.log(f"Hebbian phase taken from {reused.source}")
@@ -499,6 +532,8 @@ def run_recipe(
                     "test_images": len(splits.test),
                     "feature_size": feature_size,
                     "feature_dtype": str(dtype).removeprefix("torch."),
+                    "precision": machine.precision,
+                    **({"tf32": tf32_state()} if device.type == "cuda" else {}),
                     "seconds": {**clock.seconds, "total": clock.total()},
                     "hebbian_layers": [
                         {

@@ -1,0 +1,77 @@
+"""Numerics of the Hebbian phase: which dtype its matrix products use, and torch's TF32 flags.
+
+``fp32`` (the default) computes everything in IEEE float32, also on a GPU: TF32 is switched
+off for cuDNN convolutions and cuBLAS matmuls, which torch otherwise allows for convolutions.
+``bf16`` computes the two products of a Hebbian step (``u = W·x`` and ``Σ y·x``) and the
+frozen network's convolutions with bfloat16 inputs (fp32 accumulation inside the kernels);
+weights, norms, the adaptive rate, the competition and the update stay float32. ``tf32``
+(CUDA only) lets cuDNN and cuBLAS round fp32 inputs to TF32. The read-out always runs in
+float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal, get_args
+
+import torch
+
+Precision = Literal["fp32", "bf16", "tf32"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+
+
+def compute_dtype(precision: str) -> torch.dtype:
+    """The dtype of the Hebbian phase's matrix products under ``precision``."""
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+def precision_problem(precision: str, device: torch.device) -> str | None:
+    """Why ``precision`` cannot run on ``device``, or None."""
+    if precision not in PRECISIONS:
+        return f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}"
+    if precision == "tf32" and device.type != "cuda":
+        return "tf32 exists only on CUDA GPUs; on a CPU use fp32 or bf16"
+    return None
+
+
+def _has_precision_api() -> bool:
+    """torch ≥ 2.9 sets TF32 per backend and operator (``fp32_precision``)."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    return hasattr(conv, "fp32_precision") and hasattr(torch.backends.cuda.matmul, "fp32_precision")
+
+
+@contextmanager
+def pinned_numerics(precision: str) -> Iterator[None]:
+    """TF32 for cuDNN convolutions and cuBLAS matmuls on (``tf32``) or off (otherwise) for the
+    duration, restored afterwards. Without a GPU the flags change nothing."""
+    allow = precision == "tf32"
+    if _has_precision_api():
+        # only the new API: reading the legacy allow_tf32 flags after setting these raises
+        conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+        saved = (conv.fp32_precision, matmul.fp32_precision)
+        conv.fp32_precision = matmul.fp32_precision = "tf32" if allow else "ieee"
+        try:
+            yield
+        finally:
+            conv.fp32_precision, matmul.fp32_precision = saved
+        return
+    legacy = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = allow
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = legacy
+
+
+def tf32_state() -> dict[str, str]:
+    """The TF32 flags in force, for a run's summary."""
+    if _has_precision_api():
+        return {
+            "cudnn_conv": torch.backends.cudnn.conv.fp32_precision,
+            "cuda_matmul": torch.backends.cuda.matmul.fp32_precision,
+        }
+    return {
+        "cudnn_conv": "tf32" if torch.backends.cudnn.allow_tf32 else "ieee",
+        "cuda_matmul": "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee",
+    }

@@ -1,0 +1,99 @@
+"""``--precision``: a machine setting (flag or HEBBKIT_PRECISION, never the recipe), checked
+for the device, pinned in torch's TF32 flags and recorded in summary.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from hebbkit.cli.app import app
+from hebbkit.cli.study import _command
+from hebbkit.engine.precision import compute_dtype, pinned_numerics, tf32_state
+from hebbkit.errors import HebbkitError
+from hebbkit.runs.options import ray_options
+from hebbkit.runs.run import Machine, precision_setting
+from tests.conftest import RECIPES, REPO
+
+runner = CliRunner()
+
+
+def test_flag_then_environment_then_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HEBBKIT_PRECISION", raising=False)
+    assert precision_setting() == "fp32"
+    monkeypatch.setenv("HEBBKIT_PRECISION", "BF16")
+    assert precision_setting() == "bf16"
+    assert precision_setting("fp32") == "fp32"
+    assert Machine(device=torch.device("cpu")).precision == "bf16"
+
+
+def test_unknown_precision_names_its_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(HebbkitError, match=r"--precision 'fp16'.*fp32, bf16, tf32"):
+        precision_setting("fp16")
+    monkeypatch.setenv("HEBBKIT_PRECISION", "half")
+    with pytest.raises(HebbkitError, match="HEBBKIT_PRECISION 'half'"):
+        precision_setting()
+
+
+def test_tf32_needs_a_gpu() -> None:
+    with pytest.raises(HebbkitError, match="tf32 exists only on CUDA"):
+        Machine(device=torch.device("cpu"), precision="tf32")
+    with pytest.raises(HebbkitError, match="tf32 exists only on CUDA"):
+        ray_options(
+            address=None,
+            cpus=1,
+            gpus=0,
+            max_concurrent=None,
+            device=None,
+            data_root=Path("data"),
+            offline=True,
+            precision="tf32",
+        )
+
+
+def test_compute_dtypes() -> None:
+    assert compute_dtype("bf16") == torch.bfloat16
+    assert compute_dtype("fp32") == compute_dtype("tf32") == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("precision", "flag"), [("fp32", "ieee"), ("bf16", "ieee"), ("tf32", "tf32")]
+)
+def test_tf32_flags_are_pinned_and_restored(precision: str, flag: str) -> None:
+    before = tf32_state()
+    with pinned_numerics(precision):
+        assert tf32_state() == {"cudnn_conv": flag, "cuda_matmul": flag}
+    assert tf32_state() == before
+
+
+def test_cli_refuses_tf32_on_the_cpu(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["run", str(RECIPES / "mnist_zero.toml"), "--precision", "tf32", "--device", "cpu"]
+    result = runner.invoke(app, [*args, "--out", str(out), "--offline", "-q"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "tf32 exists only on CUDA" in result.stderr
+    assert not out.exists()
+
+
+def test_grid_reproduction_command_keeps_the_precision() -> None:
+    command = _command(Path("g.toml"), Path("out"), "0-3", None, None, None, None, "bf16")
+    assert command[-2:] == ["--precision", "bf16"]
+    assert "--precision" not in _command(Path("g.toml"), Path("out"), None, None, None, None, None)
+
+
+@pytest.mark.integration
+def test_bf16_run_records_its_precision(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["run", str(RECIPES / "mnist_zero.toml"), "--precision", "bf16", "--out", str(out)]
+    overrides = ["data.train_subset=256", "data.test_subset=128", "readout.epochs=1"]
+    for override in overrides:
+        args += ["-s", override]
+    result = runner.invoke(app, [*args, "--data-root", str(REPO / "data"), "--offline", "-q"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["precision"] == "bf16"
+    assert "precision" not in (out / "recipe.toml").read_text()  # a machine setting
+    assert summary["test_accuracy"] > 0.3  # chance is 0.1
