@@ -80,8 +80,12 @@ def neuron_rates(weight: torch.Tensor, params: PlasticityParams, progress: float
 def apply_update(
     weight: torch.Tensor, delta: torch.Tensor, params: PlasticityParams, progress: float
 ) -> None:
-    """``weight += η ⊙ Δw`` in place, after the optional global max normalisation."""
-    if params.normalize == "max":
-        delta = delta / (delta.abs().max() + NORMALIZE_EPSILON)
+    """``weight += η ⊙ Δw`` in place, after the optional global max normalisation.
+
+    The normalisation is folded into the per-neuron rates, so ``Δw`` is read once.
+    """
     rates = neuron_rates(weight, params, progress)
-    weight.add_(delta * rates.unsqueeze(1))
+    if params.normalize == "max":
+        low, high = torch.aminmax(delta)  # max |Δw| without an |Δw| temporary
+        rates = rates / (torch.maximum(high, -low) + NORMALIZE_EPSILON)
+    weight.addcmul_(delta, rates.unsqueeze(1))

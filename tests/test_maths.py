@@ -130,7 +130,7 @@ def ref_conv_delta(
         x = ref_bn(x)
     xp = ref_pad(x.double(), padding, mode)
     c_out, c_in, k, _ = weight.shape
-    w = weight.double()
+    w = weight.double().contiguous()
     rows = [[float(v) for v in w[o].flatten()] for o in range(c_out)]
     out_h = (xp.shape[2] - dilation * (k - 1) - 1) // stride + 1
     out_w = (xp.shape[3] - dilation * (k - 1) - 1) // stride + 1
@@ -322,7 +322,7 @@ def test_rule_delta_matches_loops(registry: Registry, rule: str) -> None:
         part = ref_rule(rule, rows, patches[n].double().tolist(), u[n].tolist(), y[n].tolist())
         expected += torch.tensor(part, dtype=torch.float64)
     if rule == "hebb":
-        w = weight.double()
+        w = weight.double().contiguous()
         expected -= (expected * w).sum(1, keepdim=True) / (w * w).sum(1, keepdim=True) * w
     assert_close(delta, expected, rel=1e-5)
 

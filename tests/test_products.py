@@ -13,7 +13,14 @@ import torch.nn.functional as F
 from hebbkit.config.recipe import validate_recipe
 from hebbkit.engine import products
 from hebbkit.engine.network import HebbianLayer
-from hebbkit.engine.products import ConvProducts, Geometry, PatchProducts, patch_matrix
+from hebbkit.engine.products import (
+    ConvProducts,
+    Geometry,
+    PatchProducts,
+    channels_last,
+    patch_matrix,
+    weight_rows,
+)
 from hebbkit.registry import Registry
 from tests.conftest import TINY_RECIPE
 
@@ -35,34 +42,81 @@ def test_patch_matrix_is_unfold_in_channels_last_order(geometry: Geometry, chann
     assert torch.equal(patch_matrix(x, geometry), expected)
 
 
+def to_patch_order(matrix: torch.Tensor, channels: int, kernel: int) -> torch.Tensor:
+    """Columns in the weight's (c_in, kh, kw) order -> patch order (kh, kw, c_in)."""
+    shaped = matrix.reshape(-1, channels, kernel, kernel).permute(0, 2, 3, 1)
+    return shaped.reshape(matrix.shape[0], -1)
+
+
 @pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
 def test_patch_and_conv_products_agree(geometry: Geometry) -> None:
     g = torch.Generator().manual_seed(1)
     x = torch.randn(3, 4, 12, 10, generator=g)
-    weight = torch.randn(6, 4, geometry.kernel, geometry.kernel, generator=g)
-    rows = products.weight_rows(weight, torch.float32)
-    by_patches = PatchProducts(x, rows, weight.shape, geometry)
+    weight = channels_last(torch.randn(6, 4, geometry.kernel, geometry.kernel, generator=g))
+    by_patches = PatchProducts(x, weight_rows(weight), geometry)
     by_conv = ConvProducts(x, weight, geometry)
     u_map = F.conv2d(x, weight, stride=geometry.stride, dilation=geometry.dilation)
     torch.testing.assert_close(by_patches.u_map(), u_map, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(by_conv.u_map(), u_map, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(by_patches.u, by_conv.u, rtol=1e-5, atol=1e-5)
     signal = torch.randn(by_patches.u.shape, generator=g)
-    expected = signal.T @ unfolded(x, geometry)
+    patches = to_patch_order(unfolded(x, geometry), 4, geometry.kernel)
+    expected = signal.T @ patches
     torch.testing.assert_close(by_patches.correlate(signal), expected, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(by_conv.correlate(signal), expected, rtol=1e-4, atol=1e-4)
-    assert torch.equal(by_patches.patches(), unfolded(x, geometry))
-    torch.testing.assert_close(by_conv.patches(), unfolded(x, geometry))
+    assert torch.equal(by_patches.patches(), patches)
+    torch.testing.assert_close(by_conv.patches(), patches)
 
 
-def test_large_patch_matrices_use_the_convolution_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
-    x = torch.zeros(2, 3, 10, 10)
+def test_weight_rows_are_a_view_in_patch_order() -> None:
+    weight = channels_last(torch.randn(5, 3, 2, 2))
+    rows = weight_rows(weight)
+    assert rows.data_ptr() == weight.data_ptr()
+    assert torch.equal(rows, to_patch_order(weight.reshape(5, -1), 3, 2))
+    rows[0, 0] = 7.0  # shares storage: updates through the rows reach the buffer
+    assert weight[0, 0, 0, 0] == 7.0
+
+
+#: (c_in, padded size, kernel, c_out) of the recipes' layers: mnist_zero, the 3-layer preset
+RECIPE_LAYERS = [(1, 32, 3, 128), (1, 32, 5, 96), (96, 16, 3, 384), (384, 9, 3, 1536)]
+
+
+@pytest.mark.parametrize("layer", RECIPE_LAYERS, ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_identical_filters_stay_bit_identical(layer: tuple[int, int, int, int], dtype) -> None:
+    """ZerO's identical filters at batch 32, through the products a layer picks: tied columns
+    of u and tied rows of Σ s·x must come out bit-identical, or rounding silently breaks the
+    ties the study is about."""
+    c_in, size, kernel, c_out = layer
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(32, c_in, size, size, generator=g).to(dtype)
+    weight = torch.randn(1, c_in, kernel, kernel, generator=g).expand(c_out, -1, -1, -1).clone()
+    weight[:3] = torch.randn(3, c_in, kernel, kernel, generator=g)  # the rest are tied
+    weight = channels_last(weight.to(dtype))
+    geometry = Geometry(kernel, 1, 1)
+    if products.use_patches(x, c_in * kernel * kernel, geometry):
+        chosen: PatchProducts | ConvProducts = PatchProducts(x, weight_rows(weight), geometry)
+    else:
+        chosen = ConvProducts(x, weight, geometry)
+    assert (chosen.u[:, 3:] == chosen.u[:, 3:4]).all()
+    count = chosen.u.shape[0]
+    signal = torch.randn(count, 1, generator=g).expand(count, c_out).clone()
+    signal[:, :3] = torch.randn(count, 3, generator=g)
+    grown = chosen.correlate(signal)
+    assert (grown[3:] == grown[3:4]).all()
+
+
+def test_which_products_a_layer_uses(monkeypatch: pytest.MonkeyPatch) -> None:
     geometry = Geometry(3, 1, 1)
+    small, large = torch.zeros(2, 3, 10, 10), torch.zeros(2, 8, 10, 10)
+    assert products.use_patches(small, 27, geometry)  # a small fan-in
+    assert not products.use_patches(large, 72, geometry)  # float32, large fan-in: conv
+    assert products.use_patches(large.bfloat16(), 72, geometry)  # bfloat16: GEMMs
     size = 2 * 8 * 8 * 27 * 4
     monkeypatch.setattr(products, "PATCH_BYTES", size)
-    assert products.use_patches(x, 27, geometry)
+    assert products.use_patches(small, 27, geometry)
     monkeypatch.setattr(products, "PATCH_BYTES", size - 1)
-    assert not products.use_patches(x, 27, geometry)
+    assert not products.use_patches(small, 27, geometry)
 
 
 def make_layer(registry: Registry, in_channels: int = 2, **layer: Any) -> HebbianLayer:
@@ -133,3 +187,8 @@ def test_winners_are_reused_for_the_same_unchanged_u(registry: Registry) -> None
     assert (compete.winners(u) == 0).all()
     other = torch.randn(50, 6, generator=torch.Generator().manual_seed(8))
     assert torch.equal(compete.winners(other), other.argmax(1))
+
+
+def test_a_kernel_larger_than_the_input_is_a_clear_error() -> None:
+    with pytest.raises(RuntimeError, match="Kernel size can't be greater"):
+        patch_matrix(torch.zeros(1, 1, 5, 5), Geometry(3, 1, 3))

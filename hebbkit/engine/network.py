@@ -76,11 +76,11 @@ class HebbianLayer(nn.Module):
         self.win_counts: torch.Tensor | None = None
         #: dtype of the inputs of the matrix products (bfloat16 under --precision bf16)
         self.compute_dtype = torch.float32
-        self._operands: dict[str, tuple[Any, torch.Tensor]] = {}
+        self._cast: tuple[Any, torch.Tensor] | None = None
         shape = (config.channels, in_channels, config.kernel, config.kernel)
-        self.register_buffer(
-            "weight", build_initial_weight(registry, config.init, shape, generator)
-        )
+        weight = build_initial_weight(registry, config.init, shape, generator)
+        # channels-last storage: the rows in patch order (kh, kw, c_in) are a view
+        self.register_buffer("weight", channels_last(weight))
         rule = registry.get("plasticity", config.plasticity.name)
         compete = registry.get("competition", config.competition.name)
         activation = registry.get("activation", config.activation.name)
@@ -109,8 +109,9 @@ class HebbianLayer(nn.Module):
         return Geometry(self.kernel, self.stride, self.dilation)
 
     def weight_matrix(self) -> torch.Tensor:
-        """The weight as ``(c_out, c_in·k·k)``, a view that shares storage."""
-        return self.weight.view(self.weight.shape[0], -1)
+        """The weight as rows ``(c_out, n)``, columns in patch order (kh, kw, c_in) as the
+        products and the patches a rule sees: a view that shares storage."""
+        return weight_rows(self.weight)
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
         if self.padding == 0:
@@ -127,21 +128,21 @@ class HebbianLayer(nn.Module):
 
     def products(self, x_padded: torch.Tensor) -> PatchProducts | ConvProducts:
         """``u`` and the correlations of the current weight on a :meth:`padded_input`."""
+        weight = self._weight_in_compute_dtype()
         if use_patches(x_padded, self.fan_in, self.geometry):
-            rows = self._operand("rows", lambda w: weight_rows(w, self.compute_dtype))
-            return PatchProducts(x_padded, rows, self.weight.shape, self.geometry)
-        kernel = self._operand("kernel", lambda w: channels_last(w.to(self.compute_dtype)))
-        return ConvProducts(x_padded, kernel, self.geometry)
+            return PatchProducts(x_padded, weight_rows(weight), self.geometry)
+        return ConvProducts(x_padded, weight, self.geometry)
 
-    def _operand(self, kind: str, make: Any) -> torch.Tensor:
-        """The weight as a product wants it, rebuilt only after the weight changed."""
+    def _weight_in_compute_dtype(self) -> torch.Tensor:
+        """The weight cast for the products, cast again only after the weight changed."""
         weight = self.weight
-        key = (kind, self.compute_dtype, weight.device, weight.data_ptr(), weight._version)
-        cached = self._operands.get(kind)
-        if cached is None or cached[0] != key:
-            cached = (key, make(weight))
-            self._operands[kind] = cached
-        return cached[1]
+        if self.compute_dtype == weight.dtype:
+            return weight
+        key = (self.compute_dtype, weight.device, weight.data_ptr(), weight._version)
+        if self._cast is None or self._cast[0] != key:
+            # to() keeps the channels-last layout
+            self._cast = (key, weight.to(self.compute_dtype))
+        return self._cast[1]
 
     def preactivation(self, x: torch.Tensor) -> torch.Tensor:
         """``u`` as ``(B, c_out, H, W)`` (channels-last), float32."""

@@ -1,19 +1,26 @@
 """The two matrix products of a Hebbian step over every patch of a batch: ``u = W·x`` and
 ``Σ_N s·x``, in the patch-matrix view of a convolution.
 
-Two ways to compute them, equal up to float rounding (``benchmarks/hebbian_step.py`` times
-both per layer):
+Patches, weight rows and correlations share one column order, the patch order ``(kh, kw,
+c_in)``: a layer keeps its weight buffer ``(c_out, c_in, k, k)`` channels-last, so its rows
+in that order are a view (:func:`weight_rows`), and a channels-last input holds each patch as
+``k·k`` contiguous runs. Two ways to compute the products, equal up to float rounding
+(``benchmarks/hebbian_step.py`` times both per layer):
 
-- :class:`PatchProducts` (CPU): the padded input in channels-last layout, so each patch's
-  ``k·k·c_in`` values are ``k·k`` contiguous runs; one copy out of a strided view gives the
-  patch matrix ``(N, k·k·c_in)``, then two GEMMs. ``u`` comes out as rows ``(N, c_out)`` and
-  as a channels-last ``(B, c_out, H, W)`` view without a transpose, and layer 1 (``c_in = 1``)
-  escapes the slow convolution kernels for one input channel.
-- :class:`ConvProducts` (GPU, or a patch matrix over :data:`PATCH_BYTES`): the convolution
-  kernels, forward and weight gradient, on channels-last tensors.
+- :class:`PatchProducts` (CPU: bfloat16, or a small fan-in such as layer 1's): one copy out
+  of a strided view of the padded input gives the patch matrix ``(N, k·k·c_in)``, then two
+  GEMMs. ``u`` comes out as rows ``(N, c_out)`` and as a channels-last ``(B, c_out, H, W)``
+  view without a transpose, and layer 1 (``c_in = 1``) escapes the slow convolution kernels
+  for one input channel.
+- :class:`ConvProducts` (GPU; CPU float32 with a large fan-in; a patch matrix over
+  :data:`PATCH_BYTES`): the convolution kernels, forward and weight gradient, on
+  channels-last tensors.
 
-Inputs reach the products in the layer's compute dtype (bfloat16 under ``--precision
-bf16``); ``u``, the correlations and the patches handed to a rule are float32.
+Identical filters (ZerO) must stay exactly identical: every output column of ``u`` and every
+row of a correlation is computed with the same arithmetic for the GEMM shapes used here,
+which ``tests/test_products.py`` checks at the recipes' shapes. Inputs reach the products in
+the layer's compute dtype (bfloat16 under ``--precision bf16``); ``u``, the correlations and
+the patches handed to a rule are float32.
 """
 
 from __future__ import annotations
@@ -25,6 +32,10 @@ import torch.nn.functional as F
 
 #: Largest patch matrix PatchProducts builds; beyond it the convolution kernels are used.
 PATCH_BYTES = 256 * 1024**2
+#: Below this fan-in float32 products use the patch matrix, and the correlation is formed as
+#: (Pᵀ·s)ᵀ: several times faster on CPUs for one-channel inputs, and ``sᵀ·P`` would round
+#: tied rows differently there.
+SMALL_FAN_IN = 64
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,13 @@ class Geometry:
 
     def out_hw(self, height: int, width: int) -> tuple[int, int]:
         span = self.dilation * (self.kernel - 1) + 1
+        if span > min(height, width):
+            # torch's own wording, so searches record the same error as the conv kernels give
+            raise RuntimeError(
+                f"Kernel size can't be greater than actual input size: kernel {self.kernel} "
+                f"(dilation {self.dilation}) spans {span} pixels, the padded input is "
+                f"{height}×{width}"
+            )
         return (height - span) // self.stride + 1, (width - span) // self.stride + 1
 
 
@@ -42,53 +60,40 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def weight_rows(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """The weight ``(c_out, c_in, k, k)`` as rows in patch order ``(c_out, k·k·c_in)``."""
-    return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1).to(dtype)
-
-
-def to_weight_order(rows: torch.Tensor, weight_shape: torch.Size) -> torch.Tensor:
-    """Columns in patch order ``(kh, kw, c_in)`` -> the weight's ``(c_in, kh, kw)``, float32."""
-    c_in, k = weight_shape[1], weight_shape[2]
-    shaped = rows.reshape(rows.shape[0], k, k, c_in).permute(0, 3, 1, 2)
-    return shaped.reshape(rows.shape[0], -1).float()
+def weight_rows(weight: torch.Tensor) -> torch.Tensor:
+    """A channels-last weight ``(c_out, c_in, k, k)`` as rows ``(c_out, k·k·c_in)`` in patch
+    order: a view sharing its storage."""
+    return weight.permute(0, 2, 3, 1).view(weight.shape[0], -1)
 
 
 class PatchProducts:
     """``u`` and correlations from the patch matrix of a channels-last padded input."""
 
-    def __init__(
-        self,
-        x_padded: torch.Tensor,
-        rows: torch.Tensor,
-        weight_shape: torch.Size,
-        geometry: Geometry,
-    ) -> None:
-        """``rows``: the weight from :func:`weight_rows`, in the compute dtype."""
-        self.weight_shape = weight_shape
+    def __init__(self, x_padded: torch.Tensor, rows: torch.Tensor, geometry: Geometry) -> None:
+        """``rows``: :func:`weight_rows` in the compute dtype."""
         self.batch = x_padded.shape[0]
         self.hw = geometry.out_hw(x_padded.shape[2], x_padded.shape[3])
         self.matrix = patch_matrix(x_padded, geometry)
-        u = self.matrix @ rows.T
-        self.u = u.float()  # a no-op in float32
+        self.u = (self.matrix @ rows.T).float()  # .float() is a no-op in float32
 
     def u_map(self) -> torch.Tensor:
         """``u`` as ``(B, c_out, H, W)``: a channels-last view of the rows."""
         return self.u.view(self.batch, *self.hw, -1).permute(0, 3, 1, 2)
 
     def correlate(self, signal: torch.Tensor) -> torch.Tensor:
-        """``Σ_N signal_k·x_i`` as ``(c_out, n)`` in the weight's order, float32."""
-        # (Pᵀ·s)ᵀ rather than sᵀ·P: MKL is several times faster on this shape when c_in = 1
-        grown = (self.matrix.T @ signal.to(self.matrix.dtype)).T
-        return to_weight_order(grown, self.weight_shape)
+        """``Σ_N signal_k·x_i`` as ``(c_out, n)`` in patch order, float32."""
+        signal = signal.to(self.matrix.dtype)
+        if self.matrix.shape[1] < SMALL_FAN_IN:
+            return (self.matrix.T @ signal).T.float().contiguous()
+        return (signal.T @ self.matrix).float()
 
     def patches(self) -> torch.Tensor:
-        return to_weight_order(self.matrix, self.weight_shape)
+        return self.matrix.float()
 
 
 def patch_matrix(x_padded: torch.Tensor, geometry: Geometry) -> torch.Tensor:
-    """``(B·H·W, k·k·c_in)`` patches of a channels-last ``(B, c_in, H', W')`` input, columns in
-    ``(kh, kw, c_in)`` order: one copy out of a strided view (no ``unfold``)."""
+    """``(B·H·W, k·k·c_in)`` patches of a ``(B, c_in, H', W')`` input, in patch order: one
+    copy out of a strided view of its channels-last layout (no ``unfold``)."""
     x = channels_last(x_padded)
     batch, channels = x.shape[:2]
     height, width = geometry.out_hw(x.shape[2], x.shape[3])
@@ -108,9 +113,8 @@ class ConvProducts:
         self.x = channels_last(x_padded)
         self.weight = channels_last(kernel)
         self.geometry = geometry
-        u_map = F.conv2d(
-            self.x, self.weight, stride=geometry.stride, dilation=geometry.dilation
-        ).float()
+        u_map = F.conv2d(self.x, self.weight, stride=geometry.stride, dilation=geometry.dilation)
+        u_map = u_map.float()
         self.shape = u_map.shape
         # a view when the kernel returned channels-last maps, else one copy
         self.u = u_map.permute(0, 2, 3, 1).reshape(-1, u_map.shape[1])
@@ -135,22 +139,30 @@ class ConvProducts:
             1,
             [False, True, False],
         )[1]
-        return grad.reshape(channels, -1).float()
+        return grad.permute(0, 2, 3, 1).reshape(channels, -1).float()
 
     def patches(self) -> torch.Tensor:
+        k, channels = self.geometry.kernel, self.x.shape[1]
         columns = F.unfold(
-            self.x,
-            self.geometry.kernel,
-            dilation=self.geometry.dilation,
-            stride=self.geometry.stride,
-        )
-        return columns.transpose(1, 2).reshape(-1, columns.shape[1]).float()
+            self.x, k, dilation=self.geometry.dilation, stride=self.geometry.stride
+        ).transpose(1, 2)
+        # unfold's (c_in, kh, kw) columns -> patch order (kh, kw, c_in)
+        shaped = columns.reshape(-1, channels, k, k).permute(0, 2, 3, 1)
+        return shaped.reshape(shaped.shape[0], -1).float()
 
 
 def use_patches(x_padded: torch.Tensor, fan_in: int, geometry: Geometry) -> bool:
-    """Whether :class:`PatchProducts` suits this input: on a CPU, while its patch matrix fits
-    in :data:`PATCH_BYTES`."""
+    """Whether :class:`PatchProducts` suits this input: on a CPU, for bfloat16 products or a
+    small fan-in, while its patch matrix fits in :data:`PATCH_BYTES`.
+
+    On CPUs torch sends float32 matrix products to MKL and convolutions to oneDNN, whose
+    float32 kernels are the faster ones for the large layers (``benchmarks/hebbian_step.py``);
+    bfloat16 products go to oneDNN either way, and there the GEMMs beat the convolution's
+    weight gradient. One input channel is slow in every convolution kernel.
+    """
     if x_padded.device.type != "cpu":
+        return False
+    if x_padded.dtype == torch.float32 and fan_in >= SMALL_FAN_IN:
         return False
     height, width = geometry.out_hw(x_padded.shape[2], x_padded.shape[3])
     size = x_padded.shape[0] * height * width * fan_in * x_padded.element_size()

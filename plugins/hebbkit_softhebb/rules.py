@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from hebbkit.plasticity import HebbianBatch
 
 from .params import HebbParams, OjaParams, SoftHebbParams
@@ -22,7 +24,7 @@ class SoftHebbRule:
 
     def delta(self, weight, batch: HebbianBatch):
         grown = batch.correlate()
-        return grown - (grown * weight).sum(1, keepdim=True) * weight
+        return torch.addcmul(grown, weight, (grown * weight).sum(1, keepdim=True), value=-1.0)
 
 
 class OjaRule:
