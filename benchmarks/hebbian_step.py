@@ -1,32 +1,33 @@
-"""Speed of one Hebbian learning step per layer of the 3-layer MNIST preset.
+"""Speed of one Hebbian learning step per layer of a recipe, by product path and precision.
 
-Compares the two ways of computing u = conv(x, W) and Σ y·x: the patch matrix (unfold, then
-two GEMMs) and the convolution kernels (forward + weight gradient) that HebbianLayer.learn
-uses. Prints images per second, GFLOP/s of the two products, and the command to rerun.
+For every layer, fp32 and bf16, times the two matrix products of a step (u = W·x and Σ y·x)
+computed from the channels-last patch matrix (PatchProducts: a strided copy, two GEMMs) and
+with the convolution kernels (ConvProducts: forward and weight gradient), then a whole
+``HebbianLayer.learn`` step with the path the layer picks (``use_patches``). Prints images per
+second, GFLOP/s and the share of this machine's GEMM limit for the dtype, measured in the
+same run (``machine_limits.py``), and the command to rerun. The best of ``--repeats``
+timings is kept (the least disturbed by other load on a shared machine).
 
     python benchmarks/hebbian_step.py [--recipe recipes/mnist_softhebb.toml] [--batch 32]
+        [--repeats 10] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
-import time
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from machine_limits import best_of, best_seconds, describe, machine_limits
 
 from hebbkit.config.recipe import load_recipe
 from hebbkit.engine.network import HebbianNetwork
+from hebbkit.engine.products import ConvProducts, PatchProducts, use_patches, weight_rows
 from hebbkit.plugins import get_registry
 
-
-def timed(function, repeats: int) -> float:
-    function()
-    started = time.perf_counter()
-    for _ in range(repeats):
-        function()
-    return (time.perf_counter() - started) / repeats
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def main() -> None:
@@ -34,53 +35,68 @@ def main() -> None:
     parser.add_argument("--recipe", default="recipes/mnist_softhebb.toml")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
-    recipe = load_recipe(args.recipe, [], get_registry())
-    network = HebbianNetwork.from_recipe(recipe, 1, get_registry())
-    x = torch.rand(args.batch, 1, 28, 28)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cpu = torch.device("cpu")
+    limits = machine_limits(cpu)
+    registry = get_registry()
+    recipe = load_recipe(args.recipe, [], registry)
+    network = HebbianNetwork.from_recipe(recipe, 1, registry)
+    x = torch.rand(args.batch, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     inputs = []
     with torch.no_grad():
         network.eval()
         for layer in network.layers:
             inputs.append(x)
             x = layer(x)
-    print(f"threads: {torch.get_num_threads()}, batch {args.batch}")
-    print(
-        "| layer | GFLOP/batch (u + Σy·x) | unfold+GEMM img/s | conv kernels img/s | speed-up "
-        "| learn() img/s | learn() GFLOP/s |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    rows = []
     for index, (layer, layer_input) in enumerate(zip(network.layers, inputs, strict=True)):
-        layer.train()
-        with torch.no_grad():
-            padded = layer.pad(layer.bn(layer_input))
-            weight = layer.weight_matrix()
+        for precision, dtype in PRECISIONS.items():
+            layer.compute_dtype = dtype
+            with torch.no_grad():
+                layer.train()
+                padded = layer.padded_input(layer_input)
+                weight = layer.weight.to(dtype)
 
-            def via_patches(padded=padded, weight=weight, layer=layer):
-                patches = layer.patches(padded)
-                u = patches @ weight.T
-                return layer.compete(u).T @ patches
+                def via_patches(padded=padded, weight=weight, layer=layer):
+                    products = PatchProducts(padded, weight_rows(weight), layer.geometry)
+                    return products.correlate(layer.compete(products.u))
 
-            def via_conv(padded=padded, layer=layer):
-                u_map = F.conv2d(padded, layer.weight)
-                u = u_map.permute(0, 2, 3, 1).reshape(-1, u_map.shape[1])
-                return layer.correlate(padded, layer.compete(u))
+                def via_conv(padded=padded, weight=weight, layer=layer):
+                    products = ConvProducts(padded, weight, layer.geometry)
+                    return products.correlate(layer.compete(products.u))
 
-            patches_time = timed(via_patches, args.repeats)
-            conv_time = timed(via_conv, args.repeats)
-            saved = layer.weight.clone()
-            learn_time = timed(
-                lambda layer=layer, x=layer_input: layer.learn(x, 0.0, False), args.repeats
-            )
-            layer.weight.copy_(saved)
-            positions = layer.patches(padded).shape[0]
-        flops = 2 * 2 * positions * weight.shape[0] * weight.shape[1]
+                patches = best_seconds(via_patches, cpu, args.repeats)
+                conv = best_seconds(via_conv, cpu, args.repeats)
+                saved = layer.weight.clone()
+                learn = best_seconds(
+                    lambda layer=layer, x=layer_input: layer.learn(x, 0.0, False), cpu, args.repeats
+                )
+                layer.weight.copy_(saved)
+                chosen = "patches" if use_patches(padded, layer.fan_in, layer.geometry) else "conv"
+                positions = PatchProducts(padded, weight_rows(weight), layer.geometry).u.shape[0]
+            flops = 2 * 2 * positions * layer.weight.shape[0] * layer.fan_in
+            rows.append((index, layer, precision, flops, patches, conv, learn, chosen))
+    limits = best_of(limits, machine_limits(cpu))
+    print(f"threads: {torch.get_num_threads()}, batch {args.batch}, recipe {args.recipe}")
+    print(f"limits (best of before and after): {describe(limits)}")
+    print(
+        "| layer | precision | GFLOP/batch (u + Σy·x) | patch GEMMs img/s | conv kernels img/s "
+        "| learn() path | learn() img/s | learn() GFLOP/s | % of GEMM limit |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
+    for index, layer, precision, flops, patches, conv, learn, chosen in rows:
+        shape = "×".join(map(str, layer.weight.shape[1:]))
+        rate = flops / learn / 1e9
+        share = 100 * rate / limits[f"gemm_{precision}"]
         print(
-            f"| {index} | {flops / 1e9:.2f} | {args.batch / patches_time:.0f} | "
-            f"{args.batch / conv_time:.0f} | {patches_time / conv_time:.2f}× | "
-            f"{args.batch / learn_time:.0f} | {flops / learn_time / 1e9:.0f} |"
+            f"| {index + 1} ({layer.weight.shape[0]} × {shape}) | {precision} | {flops / 1e9:.2f} "
+            f"| {args.batch / patches:.0f} | {args.batch / conv:.0f} | {chosen} "
+            f"| {args.batch / learn:.0f} | {rate:.0f} | {share:.0f}% |"
         )
-    print(f"\nrerun: {' '.join([sys.executable.split('/')[-1], *sys.argv])}")
+    print(f"\nrerun: {shlex.join([Path(sys.executable).name, *sys.argv])}")
 
 
 if __name__ == "__main__":
