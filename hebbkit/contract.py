@@ -196,9 +196,12 @@ def _check_shape_preserving(
 
 
 def check_activation(component: Component, device: str = "cpu") -> None:
-    """``f(u)`` maps ``(B, C, H, W)`` to a finite tensor of the same shape, deterministically."""
+    """``f(u)`` maps ``(B, C, H, W)`` to a finite tensor of the same shape, deterministically,
+    leaves ``u`` alone, gives the same values on channels-last maps, and agrees with its
+    optional ``f.in_place(u)``."""
     f = component.build()
-    assert callable(f), f"{_who(component)}: the factory returned {f!r}"
+    who = _who(component)
+    assert callable(f), f"{who}: the factory returned {f!r}"
     generator = torch.Generator().manual_seed(SEED)
     inputs = [
         torch.randn(2, 6, 5, 5, generator=generator),
@@ -206,6 +209,22 @@ def check_activation(component: Component, device: str = "cpu") -> None:
         torch.zeros(1, 3, 4, 4),
     ]
     _check_shape_preserving(component, "f", f, inputs, device)
+    in_place = getattr(f, "in_place", None)
+    assert in_place is None or callable(in_place), f"{who}: f.in_place is not callable"
+    for u in inputs:
+        u = u.to(device)
+        kept = u.clone()
+        expected = f(u)
+        assert torch.equal(u, kept), f"{who}: f(u) modified u in place (use f.in_place for that)"
+        last = u.contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(f(last), expected, rtol=1e-5, atol=1e-6, equal_nan=True), (
+            f"{who}: f(u) differs on a channels-last u"
+        )
+        if in_place is not None:
+            result = in_place(u.clone())
+            assert torch.allclose(result, expected, rtol=1e-5, atol=1e-6, equal_nan=True), (
+                f"{who}: f.in_place(u) differs from f(u)"
+            )
 
 
 def check_pooling(component: Component, device: str = "cpu") -> None:

@@ -53,8 +53,9 @@ def register_plasticity_rules(register: Register) -> None:
     ``weight`` is ``(c_out, n)`` with n = c_in·k·k; ``batch`` is a
     :class:`hebbkit.plasticity.HebbianBatch` holding ``u`` and ``y`` ``(N, c_out)``,
     ``batch.correlate(s)`` = Σ s·x as ``(c_out, n)`` and, on demand, ``batch.patches``
-    ``(N, n)``. Return the update direction, shaped like ``weight``. The params model must
-    subclass :class:`hebbkit.plasticity.PlasticityParams` (rate settings the layer applies).
+    ``(N, n)``, their columns in one order (the patch order ``(kh, kw, c_in)``). Return the
+    update direction, shaped like ``weight``. The params model must subclass
+    :class:`hebbkit.plasticity.PlasticityParams` (rate settings the layer applies).
     """
 
 
@@ -65,7 +66,8 @@ def register_competitions(register: Register) -> None:
 
 @hookspec
 def register_activations(register: Register) -> None:
-    """Register output activations: ``f(u) -> Tensor`` on ``(B, C, H, W)``, channel axis 1."""
+    """Register output activations: ``f(u) -> Tensor`` on ``(B, C, H, W)``, channel axis 1;
+    optionally ``f.in_place(u)``, the same values written over ``u``."""
 
 
 @hookspec

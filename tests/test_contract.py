@@ -185,3 +185,22 @@ def test_activation_check_catches_overflow() -> None:
     probe = Component("activation", "probe", lambda p: torch.exp, triangle.params, triangle.origin)
     with pytest.raises(AssertionError, match="NaN or Inf"):
         contract.check_activation(probe)
+
+
+def _activation(f) -> Component:
+    triangle = REGISTRY.get("activation", "triangle")
+    return Component("activation", "probe", lambda p: f, triangle.params, triangle.origin)
+
+
+def test_activation_check_catches_a_modified_input() -> None:
+    with pytest.raises(AssertionError, match="modified u in place"):
+        contract.check_activation(_activation(lambda u: u.relu_()))
+
+
+def test_activation_check_catches_an_in_place_variant_that_differs() -> None:
+    def f(u: torch.Tensor) -> torch.Tensor:
+        return torch.relu(u)
+
+    f.in_place = lambda u: u.abs_()  # not the same function
+    with pytest.raises(AssertionError, match="in_place"):
+        contract.check_activation(_activation(f))
