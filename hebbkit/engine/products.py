@@ -74,7 +74,14 @@ class PatchProducts:
         self.batch = x_padded.shape[0]
         self.hw = geometry.out_hw(x_padded.shape[2], x_padded.shape[3])
         self.matrix = patch_matrix(x_padded, geometry)
-        self.u = (self.matrix @ rows.T).float()  # .float() is a no-op in float32
+        if rows.dtype == torch.float32 and rows.shape[1] < SMALL_FAN_IN:
+            # one product per image: MKL's batched kernel is about 1.5× faster than one
+            # tall product for these few-column shapes, with the same arithmetic per entry
+            per_image = self.matrix.view(self.batch, -1, rows.shape[1])
+            u = torch.bmm(per_image, rows.T.expand(self.batch, -1, -1))
+            self.u = u.view(self.matrix.shape[0], -1)
+        else:
+            self.u = (self.matrix @ rows.T).float()  # .float() is a no-op in float32
 
     def u_map(self) -> torch.Tensor:
         """``u`` as ``(B, c_out, H, W)``: a channels-last view of the rows."""
