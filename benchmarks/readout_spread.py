@@ -28,8 +28,9 @@ from hebbkit.config.recipe import validate_recipe
 from hebbkit.config.toml import read_toml
 from hebbkit.engine.network import HebbianNetwork
 from hebbkit.engine.progress import QuietProgress
+from hebbkit.engine.readout import readout_phase
 from hebbkit.engine.splits import load_splits
-from hebbkit.engine.training import extract_features, feature_dtype, readout_phase
+from hebbkit.engine.training import extract_features, feature_dtype
 from hebbkit.plugins import get_registry
 from hebbkit.runs.folder import RECIPE_FILE, WEIGHTS_FILE
 from hebbkit.runs.grid import parse_seeds
