@@ -97,3 +97,12 @@ def test_bf16_run_records_its_precision(tmp_path: Path) -> None:
     assert summary["precision"] == "bf16"
     assert "precision" not in (out / "recipe.toml").read_text()  # a machine setting
     assert summary["test_accuracy"] > 0.3  # chance is 0.1
+
+
+def test_grid_refuses_tf32_on_the_cpu_before_any_run(tmp_path: Path) -> None:
+    out = tmp_path / "grid"
+    args = ["grid", str(RECIPES / "study" / "table5.toml"), "--only", "2-layer", "--seeds", "0"]
+    result = runner.invoke(app, [*args, "--precision", "tf32", "--out", str(out), "--offline"])
+    assert result.exit_code == 2, result.output
+    assert "tf32 exists only on CUDA" in result.stderr and "Traceback" not in result.output
+    assert not (out / "2-layer").exists()
