@@ -95,6 +95,7 @@ def test_bf16_run_records_its_precision(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["precision"] == "bf16"
+    assert "precision" in result.stdout and "bf16" in result.stdout
     assert "precision" not in (out / "recipe.toml").read_text()  # a machine setting
     assert summary["test_accuracy"] > 0.3  # chance is 0.1
 

@@ -148,6 +148,7 @@ def _print_summary(summary: Any, folder: Path, overrides: list[str]) -> None:
     for index, rate in enumerate(summary["hebbian_images_per_second"]):
         table.add_row(f"Hebbian layer {index} images/s", f"{rate:.0f}")
     table.add_row("peak memory", f"{summary['peak_rss_bytes'] / 1024**3:.2f} GiB")
+    table.add_row("precision", summary.get("precision", "fp32"))
     if summary.get("hebbian_from"):
         table.add_row("Hebbian weights from", str(summary["hebbian_from"]))
     out.print(table)
