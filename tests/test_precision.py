@@ -14,9 +14,13 @@ from hebbkit.cli.app import app
 from hebbkit.cli.study import _command
 from hebbkit.engine.precision import compute_dtype, pinned_numerics, tf32_state
 from hebbkit.errors import HebbkitError
+from hebbkit.plugins import get_registry
+from hebbkit.runs.grid import check_finished, load_grid
 from hebbkit.runs.options import ray_options
+from hebbkit.runs.reuse import HebbianCache, HebbianState
 from hebbkit.runs.run import Machine, precision_setting
 from tests.conftest import RECIPES, REPO
+from tests.grid_helpers import invoke, user_error, write_grid
 
 runner = CliRunner()
 
@@ -107,3 +111,43 @@ def test_grid_refuses_tf32_on_the_cpu_before_any_run(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "tf32 exists only on CUDA" in result.stderr and "Traceback" not in result.output
     assert not (out / "2-layer").exists()
+
+
+# --- a precision's Hebbian phases are its own ------------------------------------------------
+
+
+def test_hebbian_cache_keeps_entries_per_precision(tmp_path: Path) -> None:
+    state = HebbianState(hebbian_hash="abc", network={"w": torch.ones(2)})
+    HebbianCache(tmp_path, "bf16").store(state, learnt_by=tmp_path / "run")
+    assert HebbianCache(tmp_path).load("abc") is None  # fp32 never sees a bf16 phase
+    loaded = HebbianCache(tmp_path, "bf16").load("abc")
+    assert loaded is not None and torch.equal(loaded.network["w"], torch.ones(2))
+    assert HebbianCache(tmp_path).path("abc").name == "abc.pt"  # fp32 entries as before
+
+
+def test_grid_refuses_finished_runs_of_another_precision(tmp_path: Path) -> None:
+    """Resuming a grid's folder with another --precision would mix precisions in one mean."""
+    grid = write_grid(tmp_path, GRID)
+    out = tmp_path / "out"
+    finished = out / "0.001" / "seed0"
+    finished.mkdir(parents=True)
+    (finished / "summary.json").write_text(json.dumps({"test_accuracy": 0.5}))  # fp32: no key
+    args = ["grid", grid, "--out", out, "--only", "0.001", "--offline", "-q"]
+    output = user_error(*args, "--precision", "bf16")
+    assert "made with --precision fp32" in output and "runs with --precision bf16" in output
+    assert not (out / "0.003").exists()  # refused before any run
+    dry = invoke("grid", grid, "--out", out, "--precision", "bf16", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "changed" in dry.stdout
+    plan = load_grid(grid, get_registry(), only=["0.001"])
+    check_finished(out, plan.runs[0], get_registry(), "fp32")  # no recipe.toml: trusted
+
+
+GRID = """\
+name = "readout-lr"
+base = "base.toml"
+seeds = [0]
+
+[grid]
+"readout.lr" = [0.001, 0.003]
+"""

@@ -122,10 +122,13 @@ def grid(
     )
     given_out = out_dir or runs_root() / plan.name
     folder = given_out.expanduser().resolve()
+    numerics = precision_setting(precision)
     if dry_run:
-        _print_plan(plan, folder, registry)
+        _print_plan(plan, folder, registry, numerics)
         return
-    command = _command(grid_file, given_out, seeds, only, overrides, address, device, precision)
+    # the precision a grid ran with, also when it came from HEBBKIT_PRECISION
+    shown = numerics if precision or numerics != "fp32" else None
+    command = _command(grid_file, given_out, seeds, only, overrides, address, device, shown)
     ray = None
     if address:
         ray = ray_options(
@@ -136,7 +139,7 @@ def grid(
             device=device,
             data_root=resolve_data_root(data_root),
             offline=is_offline(offline),
-            precision=precision_setting(precision),
+            precision=numerics,
             unit="run",
             track=track_setting(track),
         )
@@ -200,7 +203,7 @@ def _command(
     return command
 
 
-def _print_plan(plan: GridPlan, folder: Path, registry: Registry) -> None:
+def _print_plan(plan: GridPlan, folder: Path, registry: Registry, precision: str) -> None:
     from hebbkit.runs.grid import check_finished, is_finished
 
     table = Table(title=f"{plan.name}: {len(plan.runs)} runs (output {folder})")
@@ -212,7 +215,7 @@ def _print_plan(plan: GridPlan, folder: Path, registry: Registry) -> None:
         state = "to run"
         if is_finished(folder, run):
             try:
-                check_finished(folder, run, registry)
+                check_finished(folder, run, registry, precision)
                 state = "finished"
             except RunFolderError:
                 state = "changed"

@@ -137,6 +137,11 @@ class RunSummary(TypedDict, total=False):
     finished_at: str
 
 
+def recorded_precision(summary: RunSummary) -> str:
+    """The ``--precision`` a finished run ran with (fp32 for runs from before it was recorded)."""
+    return summary.get("precision", "fp32")
+
+
 def is_finished(folder: Path) -> bool:
     """A run folder is finished once its summary is written (the last file a run writes)."""
     return (folder / SUMMARY_FILE).is_file()

@@ -54,6 +54,7 @@ from hebbkit.runs.folder import (
     FolderClaim,
     RunSummary,
     read_summary,
+    recorded_precision,
     writing,
 )
 from hebbkit.runs.folder import (
@@ -409,13 +410,21 @@ def is_finished(out: Path, run: GridRun) -> bool:
     return folder_is_finished(out / run.folder)
 
 
-def check_finished(out: Path, run: GridRun, registry: Registry) -> None:
-    """A finished run must have been made by the recipe the grid asks for now.
+def check_finished(out: Path, run: GridRun, registry: Registry, precision: str = "fp32") -> None:
+    """A finished run must have been made by the recipe the grid asks for now, and with the
+    grid's ``--precision`` (a grid's runs are one precision's, for its mean ± std).
 
     The stored recipe is validated again first, so that a field added to hebbkit since (with
     its default) does not count as a change.
     """
     folder = out / run.folder
+    theirs = recorded_precision(read_summary(folder))
+    if theirs != precision:
+        raise RunFolderError(
+            f"{folder} holds a finished run of {run.label!r} (seed {run.seed}) made with "
+            f"--precision {theirs}, but this grid runs with --precision {precision}. Choose "
+            f"another --out for the {precision} runs, or run the grid with --precision {theirs}."
+        )
     try:
         stored = read_toml(folder / RECIPE_FILE)
     except RecipeError:
@@ -480,12 +489,15 @@ class Outcome:
     summary: RunSummary | None = field(default=None, repr=False)
 
 
-def pending(plan: GridPlan, out: Path, registry: Registry) -> tuple[list[GridRun], list[GridRun]]:
-    """(finished, to run) — finished runs are checked against the recipe they should have."""
+def pending(
+    plan: GridPlan, out: Path, registry: Registry, precision: str = "fp32"
+) -> tuple[list[GridRun], list[GridRun]]:
+    """(finished, to run) — finished runs are checked against the recipe and the precision
+    they should have."""
     finished, todo = [], []
     for run in plan.runs:
         if is_finished(out, run):
-            check_finished(out, run, registry)
+            check_finished(out, run, registry, precision)
             finished.append(run)
         else:
             todo.append(run)
@@ -502,17 +514,21 @@ class HebbianSharing:
     """
 
     cache: Path
+    #: the runs' --precision (cache entries are kept per precision)
+    precision: str = "fp32"
     #: hashes shared by two or more runs to do
     shared: set[str] = field(default_factory=set)
     #: hash -> folder of a finished run of the grid
     finished: dict[str, Path] = field(default_factory=dict)
 
     @classmethod
-    def plan(cls, out: Path, finished: list[GridRun], todo: list[GridRun]) -> HebbianSharing:
+    def plan(
+        cls, out: Path, finished: list[GridRun], todo: list[GridRun], precision: str = "fp32"
+    ) -> HebbianSharing:
         keys = [run.hebbian_hash for run in todo]
         sources = {run.hebbian_hash: out / run.folder for run in finished}
         shared = {key for key in keys if keys.count(key) > 1 and key not in sources}
-        return cls(out / HEBBIAN_CACHE_DIR, shared, sources)
+        return cls(out / HEBBIAN_CACHE_DIR, precision, shared, sources)
 
     def source(self, run: GridRun) -> tuple[Path | None, Path | None]:
         """(``hebbian_from``, ``hebbian_cache``) for ``run``."""
@@ -527,8 +543,8 @@ class HebbianSharing:
         for run in todo:
             key = run.hebbian_hash
             if key in self.finished and key not in self.shared:
-                state = from_run_folder(self.finished[key], run.recipe, registry)
-                HebbianCache(self.cache).store(state, learnt_by=self.finished[key])
+                state = from_run_folder(self.finished[key], run.recipe, registry, self.precision)
+                HebbianCache(self.cache, self.precision).store(state, learnt_by=self.finished[key])
                 self.shared.add(key)
 
     def forget(self, outcomes: list[Outcome]) -> None:
@@ -536,7 +552,7 @@ class HebbianSharing:
         failed = {o.run.hebbian_hash for o in outcomes if o.status == "failed"}
         done = [key for key in self.shared if key not in failed]
         if done:
-            HebbianCache(self.cache).remove(done)
+            HebbianCache(self.cache, self.precision).remove(done)
 
 
 def run_local(
@@ -555,7 +571,7 @@ def run_local(
 
     Runs that share a Hebbian phase (``sharing``) learn it once.
     """
-    sharing = sharing or HebbianSharing(out / HEBBIAN_CACHE_DIR)
+    sharing = sharing or HebbianSharing(out / HEBBIAN_CACHE_DIR, machine.precision)
     outcomes = []
     for number, run in enumerate(runs, start=1):
         echo(f"[{number}/{len(runs)}] {run.label} seed {run.seed}")
@@ -686,9 +702,10 @@ def run_grid(
     Finished runs are checked against the recipe they should have and kept; ``command``
     (the command line that reproduces the grid) goes into the manifest.
     """
-    build_trackers((ray or machine or Machine()).track, registry)  # a bad --track stops here
+    settings = ray or machine or Machine()
+    build_trackers(settings.track, registry)  # a bad --track stops here
     with FolderClaim(out, "Grid folder"):  # one grid at a time in a folder
-        finished, todo = pending(plan, out, registry)
+        finished, todo = pending(plan, out, registry, settings.precision)
         with writing(out / MANIFEST_FILE):
             write_manifest(out, plan, command)
         where = f"on {ray.address}" if ray is not None else "here, one after another"
@@ -698,7 +715,7 @@ def run_grid(
         )
         if not todo:
             return []
-        sharing = HebbianSharing.plan(out, finished, todo)
+        sharing = HebbianSharing.plan(out, finished, todo, settings.precision)
         if ray is not None:
             sharing.seed_cache(todo, registry)
             return run_on_ray(

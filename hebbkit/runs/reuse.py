@@ -36,6 +36,7 @@ from hebbkit.runs.folder import (
     is_finished,
     read_metrics,
     read_summary,
+    recorded_precision,
 )
 
 #: Phases of the metrics table that the Hebbian phase writes.
@@ -107,8 +108,11 @@ def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def from_run_folder(folder: Path, recipe: Recipe, registry: Registry) -> HebbianState:
-    """The Hebbian phase of the finished run in ``folder``, checked against ``recipe``."""
+def from_run_folder(
+    folder: Path, recipe: Recipe, registry: Registry, precision: str = "fp32"
+) -> HebbianState:
+    """The Hebbian phase of the finished run in ``folder``, checked against ``recipe`` and
+    against the ``precision`` the new run computes in."""
     folder = folder.expanduser().resolve()
     if not folder.is_dir():
         raise RunFolderError(f"--hebbian-from {folder}: no such folder.")
@@ -118,6 +122,13 @@ def from_run_folder(folder: Path, recipe: Recipe, registry: Registry) -> Hebbian
             f"{WEIGHTS_FILE})."
         )
     key = check_same_hebbian(recipe, folder, registry)
+    theirs = recorded_precision(read_summary(folder))
+    if theirs != precision:
+        raise HebbkitError(
+            f"--hebbian-from {folder}: that run learnt its Hebbian weights with --precision "
+            f"{theirs}, this run computes with --precision {precision}. Run with --precision "
+            f"{theirs}, or drop --hebbian-from to learn the phase in {precision}."
+        )
     metrics = read_metrics(folder)
     rows = (
         metrics.filter(pl.col("phase").is_in(HEBBIAN_PHASES)).to_dicts()
@@ -144,15 +155,19 @@ def _without_nulls(row: dict[str, Any]) -> dict[str, Any]:
 class HebbianCache:
     """Hebbian phases by hash in a folder (``<hash>.pt``), for runs that share them.
 
-    Written atomically, so runs in other processes (Ray trials) read only whole entries; two
-    runs that start the same phase at the same time both compute it.
+    Entries learnt under another ``--precision`` than fp32 are kept apart
+    (``<hash>.<precision>.pt``): the same recipe learns other weights in bf16. Written
+    atomically, so runs in other processes (Ray trials) read only whole entries; two runs that
+    start the same phase at the same time both compute it.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, precision: str = "fp32") -> None:
         self.root = root
+        self.precision = precision
 
     def path(self, key: str) -> Path:
-        return self.root / f"{key}.pt"
+        suffix = "" if self.precision == "fp32" else f".{self.precision}"
+        return self.root / f"{key}{suffix}.pt"
 
     def load(self, key: str) -> HebbianState | None:
         path = self.path(key)

@@ -409,8 +409,10 @@ def run_recipe(
     # everything that can refuse the run does so before any work
     trackers = RunTrackers(build_trackers(machine.track, registry), progress.log)
     key = hebbian_hash(recipe)
-    reused = from_run_folder(hebbian_from, recipe, registry) if hebbian_from else None
-    cache = HebbianCache(hebbian_cache) if hebbian_cache is not None else None
+    reused = (
+        from_run_folder(hebbian_from, recipe, registry, machine.precision) if hebbian_from else None
+    )
+    cache = HebbianCache(hebbian_cache, machine.precision) if hebbian_cache is not None else None
     if reused is None and cache is not None:
         reused = cache.load(key)
     preflight(recipe, registry, machine)  # shapes and memory, before the folder is claimed
