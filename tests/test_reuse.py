@@ -168,6 +168,9 @@ def test_hebbian_from_refuses_another_hebbian_config(
     output = user_error(*args, "--hebbian-from", folder, "-s", "seed=2")
     assert "seed is 0 there but 2 here" in output
     assert "not a finished run" in user_error(*args, "--hebbian-from", tmp_path)
+    # the same recipe learns other weights in bf16: a phase is reused only in its precision
+    output = user_error(*args, "--hebbian-from", folder, "--precision", "bf16")
+    assert "learnt its Hebbian weights with --precision fp32" in output
     assert not (tmp_path / "x").exists()
 
 
@@ -204,6 +207,12 @@ def test_eval_reproduces_the_recorded_accuracy(
     assert evaluation["test_images"] == summary["test_images"]
     assert evaluation["test_accuracy"] == summary["test_accuracy"]
     assert evaluation["recorded"] == {"test_accuracy": summary["test_accuracy"]}
+    assert evaluation["precision"] == "fp32"  # the run's own
+    args = ["eval", folder, "--data-root", mnist_data(), "--offline", "--json"]
+    bf16 = json.loads(invoke(*args, "--precision", "bf16").stdout)
+    assert bf16["precision"] == "bf16"
+    assert abs(bf16["test_accuracy"] - summary["test_accuracy"]) < 0.05
+    assert "is not a precision" in user_error(*args, "--precision", "fp8")
     table = invoke("eval", folder, "--data-root", mnist_data(), "--offline", "-q")
     assert table.exit_code == 0, table.output
     assert f"{100 * summary['test_accuracy']:.2f}%" in table.stdout

@@ -100,6 +100,15 @@ def evaluate(
     ] = None,
     data_root: DataRootOption = None,
     device: DeviceOption = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            "--precision",
+            help="numerics of the network's pass: fp32, bf16 or tf32 (default: the run's own, "
+            "as its summary.json recorded it)",
+            show_default=False,
+        ),
+    ] = None,
     offline: OfflineOption = False,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
@@ -107,19 +116,20 @@ def evaluate(
     """Evaluate a finished run's network and read-out again (nothing is written)."""
     from hebbkit.engine.progress import make_progress
     from hebbkit.runs.evaluate import evaluate_run
-    from hebbkit.runs.run import Machine
+    from hebbkit.runs.run import Machine, precision_setting
 
     result = evaluate_run(
         run_dir,
         get_registry(),
-        Machine.from_flags(data_root, device, offline, track=[]),
+        Machine.from_flags(data_root, device, offline, track=[], precision="fp32"),
         dataset=dataset,
+        precision=precision_setting(precision) if precision else None,
         progress=make_progress(quiet or as_json, err),
     )
     if as_json:
         out.print_json(json.dumps(result.as_dict()))
         return
-    table = Table(title=f"{run_dir} on {result.dataset}")
+    table = Table(title=f"{run_dir} on {result.dataset} ({result.precision})")
     for column in ("split", "images", "accuracy", "recorded by the run"):
         table.add_column(column, justify="left" if column == "split" else "right")
     for name, (images, value) in result.splits.items():

@@ -13,13 +13,14 @@ import torch
 from hebbkit.config.overrides import apply_overrides
 from hebbkit.config.recipe import Recipe, recipe_dict, validate_recipe
 from hebbkit.engine.network import HebbianNetwork
+from hebbkit.engine.precision import compute_dtype, pinned_numerics, precision_problem
 from hebbkit.engine.progress import ProgressReporter, QuietProgress
 from hebbkit.engine.readout import accuracy, readout_model
 from hebbkit.engine.splits import load_splits
 from hebbkit.engine.training import extract_features, feature_dtype
 from hebbkit.errors import HebbkitError, RunFolderError
 from hebbkit.registry import Registry
-from hebbkit.runs.folder import WEIGHTS_FILE, is_finished, read_summary
+from hebbkit.runs.folder import WEIGHTS_FILE, is_finished, read_summary, recorded_precision
 from hebbkit.runs.reuse import load_weights, stored_recipe
 from hebbkit.runs.run import Machine
 
@@ -34,11 +35,14 @@ class Evaluation:
     splits: dict[str, tuple[int, float]]
     #: what the run's summary recorded for the same splits (its own dataset only)
     recorded: dict[str, float] = field(default_factory=dict)
+    #: the numerics of the features pass (the run's own unless asked otherwise)
+    precision: str = "fp32"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "folder": str(self.folder),
             "dataset": self.dataset,
+            "precision": self.precision,
             **{f"{name}_images": images for name, (images, _) in self.splits.items()},
             **{f"{name}_accuracy": value for name, (_, value) in self.splits.items()},
             "recorded": {f"{name}_accuracy": value for name, value in self.recorded.items()},
@@ -76,14 +80,24 @@ def evaluate_run(
     machine: Machine | None = None,
     *,
     dataset: str | None = None,
+    precision: str | None = None,
     progress: ProgressReporter | None = None,
 ) -> Evaluation:
     """Evaluate the run in ``folder`` on its test (and validation) images, or on the test
-    images of ``dataset``."""
+    images of ``dataset``; the network computes in ``precision`` (default: the run's own)."""
     machine = machine or Machine()
     progress = progress or QuietProgress()
     device = machine.device
+    summary = read_summary(folder.expanduser().resolve())
+    precision = precision or recorded_precision(summary)
+    problem = precision_problem(precision, device)
+    if problem:
+        raise HebbkitError(
+            f"{folder} ran with --precision {precision}, which cannot run here: {problem}. "
+            "Pass --precision fp32 (or bf16), or the device the run used."
+        )
     recipe, network, readout = load_model(folder, registry, device)
+    network.set_compute_dtype(compute_dtype(precision))
     own = dataset is None or dataset == recipe.data.dataset.name
     data = recipe.data
     if not own:
@@ -95,21 +109,21 @@ def evaluate_run(
         named["validation"] = splits.validation
     _check_fits(network, readout, splits.test.images, len(splits.test.classes), data.dataset.name)
     results = {}
-    for name, images in named.items():
-        width = math.prod(network.feature_shape(tuple(images.images.shape[1:])))
-        dtype = feature_dtype(recipe.readout.feature_dtype, len(images), width)
-        features = extract_features(
-            network, images.images, dtype, device, progress, f"Features ({name})"
-        )
-        results[name] = (len(images), accuracy(readout, features, images.labels.to(device)))
+    with pinned_numerics(precision):
+        for name, images in named.items():
+            width = math.prod(network.feature_shape(tuple(images.images.shape[1:])))
+            dtype = feature_dtype(recipe.readout.feature_dtype, len(images), width)
+            features = extract_features(
+                network, images.images, dtype, device, progress, f"Features ({name})"
+            )
+            results[name] = (len(images), accuracy(readout, features, images.labels.to(device)))
     progress.close()
-    summary = read_summary(folder.expanduser().resolve())
     recorded = {
         name: float(summary[f"{name}_accuracy"])  # type: ignore[literal-required]
         for name in results
         if own and isinstance(summary.get(f"{name}_accuracy"), (int, float))
     }
-    return Evaluation(folder, data.dataset.name, results, recorded)
+    return Evaluation(folder, data.dataset.name, results, recorded, precision)
 
 
 def _check_fits(
