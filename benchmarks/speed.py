@@ -147,11 +147,20 @@ class TimingProgress:
             self.wall[key] = self.wall.get(key, 0.0) + time.perf_counter() - wall
             self.cpu[key] = self.cpu.get(key, 0.0) + time.process_time() - cpu
 
+    def metrics(self, row: Any) -> None:
+        pass
+
+    def log(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
 
 def run_once(args: argparse.Namespace, precision: str, out: Path) -> dict[str, Any]:
     registry = get_registry()
     recipe = load_recipe(args.recipe, args.set or [], registry)
-    machine = Machine.from_flags(args.data_root, args.device, True, precision)
+    machine = Machine.from_flags(args.data_root, args.device, True, track=[], precision=precision)
     progress = TimingProgress()
     cpu = time.process_time()
     summary = run_recipe(recipe, out, registry, machine, overwrite=True, progress=progress)
@@ -239,7 +248,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = Machine.from_flags(args.data_root, args.device, True).device
+    device = Machine.from_flags(args.data_root, args.device, True, track=[]).device
     load = os.getloadavg()
     limits = machine_limits(device)
     runs = []
