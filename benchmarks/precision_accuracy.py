@@ -4,12 +4,14 @@ Each group is ``NAME=FOLDER``: a grid run's label folder holding ``seed*/summary
 ``hebbkit grid --out OUT`` writes it: ``OUT/<label>/seed<k>/``). The first group is the
 reference; every other group is compared with it: the difference of the means against one
 standard deviation of the reference (the issue's criterion), and Welch's t. Also prints the
-precision each run recorded, the median seconds per phase and the command each group's runs
-came from.
+precision each run recorded, the median seconds per phase, the command each group's runs
+came from, and every recipe key in which a group's runs differ from the reference's run of
+the same seed (none is expected: precision is a machine setting, not a recipe key).
 
+    hebbkit grid recipes/study/table5.toml --only 2-layer --seeds 0-3 --precision bf16 \\
+        --out runs/study/table5-bf16 -q
     python benchmarks/precision_accuracy.py \\
-        fp32-d315ead=/work/exp/runs/study/table5/2-layer \\
-        bf16=runs/i16/table5-bf16/2-layer fp32=runs/i16/table5-fp32/2-layer
+        fp32=/work/exp/runs/study/table5/2-layer bf16=runs/study/table5-bf16/2-layer
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hebbkit.config.recipe import flatten_recipe, recipe_dict, validate_recipe
+from hebbkit.config.toml import read_toml
+from hebbkit.errors import RecipeError
+from hebbkit.plugins import get_registry
+from hebbkit.runs.folder import RECIPE_FILE
+
 
 def load(folder: Path) -> list[dict[str, Any]]:
     runs = []
@@ -31,6 +39,33 @@ def load(folder: Path) -> list[dict[str, Any]]:
         summary["folder"] = str(path.parent)
         runs.append(summary)
     return runs
+
+
+def flat_recipe(folder: str) -> dict[str, Any] | None:
+    """The run's resolved recipe as dotted keys (None when it cannot be read back)."""
+    path = Path(folder) / RECIPE_FILE
+    try:
+        return flatten_recipe(recipe_dict(validate_recipe(read_toml(path), get_registry())))
+    except (OSError, RecipeError):
+        return None
+
+
+def recipe_differences(runs: list[dict[str, Any]], reference: list[dict[str, Any]]) -> str:
+    """Recipe keys in which ``runs`` differ from the reference run of the same seed."""
+    by_seed = {r["seed"]: r for r in reference}
+    keys: set[str] = set()
+    unread = 0
+    for run in runs:
+        other = by_seed.get(run["seed"])
+        if other is None:
+            continue
+        mine, theirs = flat_recipe(run["folder"]), flat_recipe(other["folder"])
+        if mine is None or theirs is None:
+            unread += 1
+            continue
+        keys |= {k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k)}
+    text = ", ".join(sorted(keys)) or "none"
+    return text + (f" ({unread} run(s) without a readable recipe)" if unread else "")
 
 
 def stats(values: list[float]) -> tuple[float, float]:
@@ -85,6 +120,9 @@ def main() -> None:
     for name, runs in groups:
         commands = {shlex.join(r.get("command", [])) for r in runs}
         print(f"{name}: {' | '.join(sorted(commands))}")
+    for name, runs in groups[1:]:
+        differences = recipe_differences(runs, groups[0][1])
+        print(f"recipe keys in which {name} differs from {groups[0][0]}: {differences}")
     print(f"\nrerun: {shlex.join([Path(sys.executable).name, *sys.argv])}")
 
 
