@@ -14,6 +14,7 @@ import torch
 
 import hebbkit
 from hebbkit.engine.network import HebbianNetwork
+from hebbkit.errors import HebbkitError
 from hebbkit.reports.collect import collect
 from hebbkit.reports.report import runs_frame, write_report
 from hebbkit.runs.provenance import git_state
@@ -46,13 +47,21 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> hebbkit.RunResult:
         data_root=mnist_data(),
         offline=True,
         track=[],
+        precision="bf16",
         progress=False,
     )
+
+
+def test_run_checks_the_precision_before_running(tmp_path: Path) -> None:
+    with pytest.raises(HebbkitError, match="'fp8' is not a precision"):
+        hebbkit.run(TINY_RECIPE, out=tmp_path / "run", precision="fp8", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.integration
 def test_run_returns_a_typed_result(result: hebbkit.RunResult) -> None:
     assert result.recipe.name == "notebook" and result.recipe.readout.epochs == 2
+    assert result.summary["precision"] == "bf16"
     assert 0.1 < result.test_accuracy <= 1 and 0.1 < result.train_accuracy <= 1
     assert result.validation_accuracy is None
     assert result.summary["test_images"] == 200
