@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from hebbkit.cli.app import app
 from hebbkit.cli.study import _command
 from hebbkit.engine.precision import compute_dtype, pinned_numerics, tf32_state
+from hebbkit.environment import unknown_variables
 from hebbkit.errors import HebbkitError
 from hebbkit.plugins import get_registry
 from hebbkit.runs.grid import check_finished, load_grid
@@ -38,8 +39,9 @@ def test_unknown_precision_names_its_source(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(HebbkitError, match=r"--precision 'fp16'.*fp32, bf16, tf32"):
         precision_setting("fp16")
     monkeypatch.setenv("HEBBKIT_PRECISION", "half")
-    with pytest.raises(HebbkitError, match="HEBBKIT_PRECISION 'half'"):
+    with pytest.raises(HebbkitError, match="HEBBKIT_PRECISION='half' is not a precision"):
         precision_setting()
+    assert unknown_variables({"HEBBKIT_PRECISION": "bf16"}) == []  # a known setting
 
 
 def test_tf32_needs_a_gpu() -> None:
