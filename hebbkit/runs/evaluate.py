@@ -16,7 +16,6 @@ from hebbkit.engine.network import HebbianNetwork
 from hebbkit.engine.precision import compute_dtype, pinned_numerics, precision_problem
 from hebbkit.engine.progress import ProgressReporter, QuietProgress
 from hebbkit.engine.readout import accuracy, readout_model
-from hebbkit.engine.splits import load_splits
 from hebbkit.engine.training import extract_features, feature_dtype
 from hebbkit.errors import HebbkitError, RunFolderError
 from hebbkit.registry import Registry
@@ -103,7 +102,7 @@ def evaluate_run(
     if not own:
         changed = apply_overrides(recipe_dict(recipe), [f'data.dataset="{dataset}"'])
         data = validate_recipe(changed, registry, source=f"--dataset {dataset}").data
-    splits = load_splits(data, registry, machine.data_root, download=not machine.offline)
+    splits = machine.load_splits(data, registry)
     named = {"test": splits.test}
     if own and splits.validation is not None:
         named["validation"] = splits.validation

@@ -23,7 +23,14 @@ from typing import Any, cast
 
 import torch
 
-from hebbkit.config.recipe import Recipe, flatten_recipe, hebbian_hash, recipe_dict, recipe_toml
+from hebbkit.config.recipe import (
+    DataConfig,
+    Recipe,
+    flatten_recipe,
+    hebbian_hash,
+    recipe_dict,
+    recipe_toml,
+)
 from hebbkit.config.toml import os_reason
 from hebbkit.engine.diagnostics import describe_layers
 from hebbkit.engine.network import HebbianNetwork
@@ -69,6 +76,7 @@ from hebbkit.runs.folder import (
 )
 from hebbkit.runs.memory import MemoryLimit, memory_limit, parse_size
 from hebbkit.runs.pictures import save_filter_pictures
+from hebbkit.runs.preloaded import PreloadedData
 from hebbkit.runs.provenance import (
     code_provenance,
     component_provenance,
@@ -208,6 +216,8 @@ class Machine:
     max_memory_source: str = field(default_factory=lambda: max_memory_setting()[1])
     #: numerics of the Hebbian phase and the features pass (hebbkit.engine.precision)
     precision: str = field(default_factory=precision_setting)
+    #: data already in memory (shipped by a Ray driver); anything else is read from data_root
+    preloaded: tuple[PreloadedData, ...] = ()
 
     def __post_init__(self) -> None:
         problem = precision_problem(self.precision, self.device)
@@ -240,6 +250,14 @@ class Machine:
         """What a run on this machine may plan to hold: ``--max-memory``, else what is free
         (with ``total``: what the machine has at all; see :mod:`hebbkit.runs.memory`)."""
         return memory_limit(self.device, self.max_memory, self.max_memory_source, total)
+
+    def load_splits(self, data: DataConfig, registry: Registry) -> DataSplits:
+        """The splits of ``data``: from the preloaded data if it holds them, else from disk."""
+        for preloaded in self.preloaded:
+            splits = preloaded.splits_for(data)
+            if splits is not None:
+                return splits
+        return load_splits(data, registry, self.data_root, download=not self.offline)
 
 
 class Stopwatch:
@@ -456,9 +474,7 @@ def run_recipe(
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             with clock.phase("data"):
-                splits = load_splits(
-                    recipe.data, registry, machine.data_root, download=not machine.offline
-                )
+                splits = machine.load_splits(recipe.data, registry)
             image_shape = tuple(splits.train.images.shape[1:])
             classes = len(splits.train.classes)
             check_fits(recipe, registry, machine, image_shape, _run_counts(splits), classes)
