@@ -71,6 +71,18 @@ class TrainingDiverged(HebbkitError):
     exit_code = 3
 
 
+class SearchFailedError(HebbkitError):
+    """A search or grid ran, but no trial succeeded (or some were lost to the cluster)."""
+
+    exit_code = 1
+
+
+class ClusterLostError(HebbkitError):
+    """The Ray cluster went away during a run; the message says how to continue."""
+
+    exit_code = 1
+
+
 class HebbkitNotice(UserWarning):
     """Not an error: something the user should know happened (an override dropped keys).
 

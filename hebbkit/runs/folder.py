@@ -74,6 +74,8 @@ SEARCH_FILE = "search.toml"
 TRIALS_DIR = "trials"
 #: Tune's own bookkeeping of the search (what --resume restores)
 RAY_DIR = "ray"
+#: where that bookkeeping is when it is not RAY_DIR (hebbkit tune --storage)
+STORAGE_FILE = "storage.json"
 TRIALS_FILE = "trials.parquet"
 TRIALS_CSV = "trials.csv"
 BEST_FILE = "best.toml"

@@ -14,6 +14,7 @@ from hebbkit.engine.precision import precision_problem
 from hebbkit.environment import describe_setting
 from hebbkit.errors import HebbkitError
 from hebbkit.runs.run import device_source
+from hebbkit.runs.storage import storage_uri
 from hebbkit.runs.tracking import TrackSpec
 
 
@@ -36,6 +37,17 @@ class RayOptions:
     verbose: bool = False
     #: the experiment trackers every trial logs to
     track: list[TrackSpec] = field(default_factory=list)
+    #: where Ray keeps results (path or URI); None: beside the output (``<out>/ray``)
+    storage: str | None = None
+    #: read the data here and send it to the trials through Ray's object store
+    ship_data: bool = False
+    #: times a trial lost to a dead node or worker process is started again
+    max_retries: int = 3
+
+    @property
+    def remote(self) -> bool:
+        """Whether the trials may run on other machines than this one."""
+        return self.address != "local"
 
 
 def ray_address(flag: str | None) -> str:
@@ -63,12 +75,16 @@ def ray_options(
     ray_temp: Path | None = None,
     resume: bool = False,
     verbose: bool = False,
+    storage: str | None = None,
+    ship_data: bool | None = None,
+    max_retries: int = 3,
     unit: str = "trial",
     track: list[TrackSpec] | None = None,
 ) -> RayOptions:
     """Check the Ray flags of a search (``unit="trial"``) or a grid (``unit="run"``).
 
     Flags are named as the command spells them (``--cpus-per-trial``, ``--cpus-per-run``).
+    ``ship_data`` left at None ships the data whenever the trials may run on other machines.
     """
     where = ray_address(address)
     cpus_flag, gpus_flag = f"--cpus-per-{unit}", f"--gpus-per-{unit}"
@@ -78,6 +94,10 @@ def ray_options(
         raise HebbkitError(f"{gpus_flag} {gpus:g}: give 0 or more (0.25: four per GPU).")
     if max_concurrent is not None and max_concurrent < 1:
         raise HebbkitError(f"--max-concurrent {max_concurrent}: give 1 or more.")
+    if max_retries < 0:
+        raise HebbkitError(f"--max-retries {max_retries}: give 0 or more.")
+    if storage is not None and not storage.strip():
+        raise HebbkitError("--storage '': give a folder or a URI such as s3://bucket/path.")
     requested, source = device_source(device)
     if requested is not None and requested not in ("cpu", "cuda"):
         raise HebbkitError(
@@ -115,4 +135,7 @@ def ray_options(
         resume=resume,
         verbose=verbose,
         track=list(track or []),
+        storage=storage_uri(storage) if storage is not None else None,
+        ship_data=where != "local" if ship_data is None else ship_data,
+        max_retries=max_retries,
     )
