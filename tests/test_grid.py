@@ -241,6 +241,8 @@ def test_grid_through_ray(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (out / "zero" / "seed0" / "summary.json").is_file()
     assert not (out / "random").exists()
+    assert "[1/1] zero seed 0 finished" in result.output
+    assert "Last result" not in result.output  # Ray's own trial lines stay out
 
 
 @pytest.mark.parametrize(

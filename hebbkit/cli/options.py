@@ -74,6 +74,32 @@ TrackOption = Annotated[
         show_default=False,
     ),
 ]
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help="where Ray keeps results and state: a folder every node sees, or a URI "
+        "(s3://bucket/path, gs://..., file://...); default: inside --out",
+    ),
+]
+ShipDataOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--ship-data/--no-ship-data",
+        help="read the data here and send it to the trials through Ray's object store "
+        "(default: on with --address other than local); without it every node reads "
+        "--data-root itself, checked before the first trial",
+        show_default=False,
+    ),
+]
+MaxRetriesOption = Annotated[
+    int,
+    typer.Option(
+        "--max-retries",
+        help="times a trial lost to a dead node or worker is started again (a trial whose "
+        "run fails is never retried)",
+    ),
+]
 
 
 MaxMemoryOption = Annotated[

@@ -13,10 +13,13 @@ from hebbkit.cli.options import (
     DataRootOption,
     DeviceOption,
     MaxMemoryOption,
+    MaxRetriesOption,
     OfflineOption,
     PrecisionOption,
     QuietOption,
     SetOption,
+    ShipDataOption,
+    StorageOption,
     TrackOption,
     echo,
     err,
@@ -77,6 +80,9 @@ def grid(
     max_concurrent: Annotated[
         int | None, typer.Option("--max-concurrent", help="with --address: runs at once")
     ] = None,
+    storage: StorageOption = None,
+    ship_data: ShipDataOption = None,
+    max_retries: MaxRetriesOption = 3,
     data_root: DataRootOption = None,
     device: DeviceOption = None,
     precision: PrecisionOption = None,
@@ -140,6 +146,9 @@ def grid(
             data_root=resolve_data_root(data_root),
             offline=is_offline(offline),
             precision=numerics,
+            storage=storage,
+            ship_data=ship_data,
+            max_retries=max_retries,
             unit="run",
             track=track_setting(track),
         )

@@ -14,10 +14,13 @@ import typer
 from hebbkit.cli.options import (
     DataRootOption,
     MaxMemoryOption,
+    MaxRetriesOption,
     OfflineOption,
     PrecisionOption,
     RecipeArg,
     SetOption,
+    ShipDataOption,
+    StorageOption,
     TrackOption,
     echo,
     err,
@@ -65,9 +68,14 @@ def tune(
     resume: Annotated[
         bool,
         typer.Option(
-            "--resume", help="continue the interrupted search in --out (default: the newest)"
+            "--resume",
+            help="continue the search in --out (default: the newest): unfinished and lost "
+            "trials run again, finished ones are kept",
         ),
     ] = False,
+    storage: StorageOption = None,
+    ship_data: ShipDataOption = None,
+    max_retries: MaxRetriesOption = 3,
     data_root: DataRootOption = None,
     device: Annotated[
         str | None,
@@ -106,7 +114,7 @@ def tune(
     from hebbkit.runs.run import offline as is_offline
     from hebbkit.runs.search import dry_run as sample_trials
     from hebbkit.runs.search import invalid_samples_error, load_plan
-    from hebbkit.runs.tune import run_search
+    from hebbkit.runs.tune import run_search, search_verdict
 
     registry = get_registry()
     plan = load_plan(resolve_recipe(recipe), overrides, registry, num_samples=num_samples)
@@ -129,6 +137,9 @@ def tune(
         resume=resume,
         verbose=verbose,
         track=track_setting(track),
+        storage=storage,
+        ship_data=ship_data,
+        max_retries=max_retries,
     )
     limit = memory_setting(max_memory)
     if limit is None and options.address == "local":  # else each trial checks its own machine
@@ -150,6 +161,9 @@ def tune(
             highlight=False,
         )
         raise typer.Exit(130)
+    verdict = search_verdict(result)
+    if verdict is not None:
+        raise verdict
 
 
 @user_errors

@@ -159,7 +159,7 @@ def plot_report(out: Path, frame: pl.DataFrame, plan: SearchPlan) -> Path:
         if not numeric:
             axis.set_xticks(range(len(labels)))
             axis.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
-        elif dim.kind == "loguniform" and not active.is_empty():
+        elif dim.kind == "loguniform" and _all_positive(active[path].to_list()):
             axis.set_xscale("log")
             # 1-2-5 ticks with plain labels: matplotlib's own labels its minor ticks too when a
             # range spans less than a decade, and they overlap
@@ -184,6 +184,12 @@ def plot_report(out: Path, frame: pl.DataFrame, plan: SearchPlan) -> Path:
     )
     figure.tight_layout()
     return save_figure(figure, out / SEARCH_PLOT, dpi=110)
+
+
+def _all_positive(values: list[Any]) -> bool:
+    """Whether a log axis can show these values (matplotlib refuses one without them)."""
+    numbers = [v for v in values if v is not None]
+    return bool(numbers) and all(math.isfinite(float(v)) and float(v) > 0 for v in numbers)
 
 
 # --- whole views ----------------------------------------------------------------------------
@@ -215,7 +221,8 @@ def print_samples(console: Console, plan: SearchPlan, samples: list[Sample]) -> 
         if search.algorithm == "optuna"
         else ""
     )
-    table = Table(title=f"{plan.name}: {len(samples)} trials ({search.algorithm}{note})")
+    seed = f", seed {search.seed}" if search.seed is not None else ""
+    table = Table(title=f"{plan.name}: {len(samples)} trials ({search.algorithm}{seed}{note})")
     table.add_column("#", justify="right")
     names = short_names(list(search.space))
     for path in search.space:

@@ -15,6 +15,7 @@ import fnmatch
 import itertools
 import json
 import re
+import shlex
 import time
 import traceback
 from collections.abc import Callable
@@ -43,9 +44,11 @@ from hebbkit.config.recipe import (
 from hebbkit.config.toml import display, read_toml, short, toml_inline
 from hebbkit.engine.progress import ProgressReporter
 from hebbkit.engine.shapes import startup_problem
-from hebbkit.errors import GridError, HebbkitError, RecipeError, RunFolderError
+from hebbkit.errors import ClusterLostError, GridError, HebbkitError, RecipeError, RunFolderError
+from hebbkit.plugins import get_registry
 from hebbkit.registry import Registry
 from hebbkit.runs import ray as adapter
+from hebbkit.runs.cluster import check_reachable, lost_cluster_message, reachable_now
 from hebbkit.runs.folder import (
     HEBBIAN_CACHE_DIR,
     MANIFEST_FILE,
@@ -63,6 +66,7 @@ from hebbkit.runs.folder import (
 from hebbkit.runs.options import RayOptions
 from hebbkit.runs.reuse import HebbianCache, from_run_folder
 from hebbkit.runs.run import Machine, RunOrigin, run_recipe
+from hebbkit.runs.supervise import ChildLost, run_in_child, tell_parent
 from hebbkit.runs.tracking import build_trackers
 
 # --- the plan --------------------------------------------------------------------------------
@@ -627,50 +631,68 @@ def run_on_ray(
     options: RayOptions,
     echo: Callable[[str], None],
     *,
+    command: list[str],
     sharing: HebbianSharing | None = None,
     experiment: str | None = None,
-    command: list[str] | None = None,
 ) -> list[Outcome]:
     """Run ``runs`` as trials of one Ray Tune experiment.
 
-    Each trial is ``hebbkit run`` into the run's folder; Tune only schedules (resources per
-    run, concurrency, cluster). Runs that share a Hebbian phase go through the grid's cache
-    (concurrent ones may each learn it).
+    Each trial is ``hebbkit run`` on its node; its run folder travels back through Ray's
+    storage into ``out``. Tune only schedules (resources per run, concurrency, cluster) and
+    starts again runs whose node was lost. Runs that share a Hebbian phase go through the
+    grid's cache, kept in Ray's storage on a cluster (concurrent ones may each learn it).
     """
     adapter.require_tune("--address")
-    jobs = [
-        {
-            "label": run.label,
-            "seed": run.seed,
-            "folder": str((out / run.folder).resolve()),
-            "recipe": recipe_dict(run.recipe),
-        }
-        for run in runs
-    ]
-    context = {
-        "jobs": jobs,
-        "data_root": str(options.data_root),
-        "device": options.device,
-        "offline": options.offline,
-        "precision": options.precision,
-        "threads": max(1, int(options.cpus_per_trial)),
-        "track": options.track,
-        "hebbian_cache": str(sharing.cache) if sharing and sharing.shared else None,
-        "experiment": experiment,
-        "command": command,
-        "runs": {
-            job["folder"]: {"name": run.name, "source": str(run.base)}
-            for job, run in zip(jobs, runs, strict=True)
+    folders = [(out / run.folder).resolve() for run in runs]
+    job = _GridJob(
+        context={
+            "jobs": [
+                {
+                    "label": run.label,
+                    "seed": run.seed,
+                    "folder": str(folder),
+                    "recipe": recipe_dict(run.recipe),
+                }
+                for run, folder in zip(runs, folders, strict=True)
+            ],
+            "data_root": str(options.data_root),
+            "device": options.device,
+            "offline": options.offline,
+            "precision": options.precision,
+            "threads": max(1, int(options.cpus_per_trial)),
+            "track": options.track,
+            "hebbian_cache": str(sharing.cache.resolve()) if sharing and sharing.shared else None,
+            "experiment": experiment,
+            "command": command,
+            "runs": {
+                str(folder): {"name": run.name, "source": str(run.base)}
+                for run, folder in zip(runs, folders, strict=True)
+            },
         },
-    }
+        names=[f"{run.label} seed {run.seed}" for run in runs],
+        folders=folders,
+        experiment=grid_experiment(out, options),
+        options=options,
+    )
     started = time.perf_counter()
-    with adapter.connect(options):
-        echo(
-            f"Ray: {len(jobs)} runs, {options.cpus_per_trial:g} CPUs and "
-            f"{options.gpus_per_trial:g} GPUs each"
-        )
-        names = [f"{job['label']} seed {job['seed']}" for job in jobs]
-        errors = adapter.run_jobs(adapter.run_grid_job, context, names, out, options)
+    if options.remote and not adapter.ray_running():
+        check_reachable(options.address, options.address)  # before starting a process
+        try:
+            errors = run_in_child(_drive_grid, job, echo)
+        except ChildLost as lost:
+            reachable = reachable_now(lost.notes.get("gcs") or options.address)
+            raise ClusterLostError(
+                lost_cluster_message(
+                    options.address,
+                    lost.exit_code,
+                    reachable,
+                    shlex.join(command),
+                    f"Runs that finished are kept in {out}.",
+                )
+                + " (finished runs are not repeated)."
+            ) from None
+    else:
+        errors = _drive_grid(job, echo)
     seconds = time.perf_counter() - started
     outcomes = []
     for index, run in enumerate(runs):
@@ -679,11 +701,60 @@ def run_on_ray(
             total = summary.get("seconds", {}).get("total", seconds)
             outcomes.append(Outcome(run, "ran", None, total, summary))
         else:
-            error = errors.get(index) or "the trial ended without a summary.json"
+            error = errors.get(index) or "the run ended without a summary.json"
             outcomes.append(Outcome(run, "failed", error))
     if sharing is not None:
         sharing.forget(outcomes)
     return outcomes
+
+
+@dataclass
+class _GridJob:
+    """What the process that drives Ray needs for a grid (recipes as plain data)."""
+
+    context: dict[str, Any]
+    names: list[str]
+    folders: list[Path]
+    experiment: adapter.Experiment
+    options: RayOptions
+
+
+def _drive_grid(job: _GridJob, echo: Callable[[str], None]) -> dict[int, str]:
+    options = job.options
+    with adapter.connect(options, unit="run") as session:
+        tell_parent("gcs", session.gcs_address)
+        for warning in session.warnings:
+            echo(f"Warning: {warning}")
+        registry = get_registry()
+        recipes = [
+            validate_recipe(j["recipe"], registry, source=f"grid run {j['label']}")
+            for j in job.context["jobs"]
+        ]
+        data = adapter.trial_data(session, recipes, options, echo)
+        echo(
+            f"Ray: {len(job.names)} runs, {options.cpus_per_trial:g} CPUs and "
+            f"{options.gpus_per_trial:g} GPUs each"
+            + (f", on {len(session.nodes)} nodes" if options.remote else "")
+        )
+        return adapter.run_jobs(
+            adapter.run_grid_job,
+            job.context,
+            job.names,
+            job.folders,
+            job.experiment,
+            session,
+            options,
+            data,
+        )
+
+
+def grid_experiment(out: Path, options: RayOptions) -> adapter.Experiment:
+    """Tune's bookkeeping of one invocation of a grid: hidden in ``<out>/.ray`` unless
+    ``--storage`` says otherwise (resuming is done by the run folders' summaries)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    if options.storage is None:
+        return adapter.Experiment(str((out / ".ray").resolve()), f"ray-{stamp}")
+    return adapter.Experiment(options.storage, f"{out.name}-{stamp}")
 
 
 def run_grid(
@@ -719,7 +790,7 @@ def run_grid(
         if ray is not None:
             sharing.seed_cache(todo, registry)
             return run_on_ray(
-                todo, out, ray, echo, sharing=sharing, experiment=plan.name, command=command
+                todo, out, ray, echo, command=command, sharing=sharing, experiment=plan.name
             )
         return run_local(
             todo,

@@ -384,12 +384,16 @@ class RunOrigin:
     experiment: str | None = None
     #: the run's name in a tracker (default: ``<recipe name>/<run folder name>``)
     name: str | None = None
+    #: the folder the run ends up in, where it is written elsewhere first (a Ray trial on
+    #: its node); what trackers and reusing runs are told (default: the run's own folder)
+    folder: Path | None = None
 
     @classmethod
     def from_context(cls, context: dict[str, Any], folder: Path) -> RunOrigin:
-        """The origin of a Ray trial's run, from what the driver put in the trial context:
-        ``source``, ``command``, ``experiment``, and per run folder in ``runs`` its ``name``
-        (default: the folder's name, a trial id) and ``source``."""
+        """The origin of a Ray trial's run meant for ``folder`` of the output, from what the
+        driver put in the trial context: ``source``, ``command``, ``experiment``, and per run
+        folder in ``runs`` its ``name`` (default: the folder's name, a trial id) and
+        ``source``."""
         own = context.get("runs", {}).get(str(folder), {})
         source = own.get("source") or context.get("source")
         return cls(
@@ -397,6 +401,7 @@ class RunOrigin:
             command=context.get("command"),
             experiment=context.get("experiment"),
             name=own.get("name") or folder.name,
+            folder=folder,
         )
 
 
@@ -462,7 +467,7 @@ def run_recipe(
             TrackedRun(
                 experiment=origin.experiment or recipe.name,
                 name=origin.name or f"{recipe.name}/{out.name}",
-                folder=out,
+                folder=origin.folder or out,
                 live_folder=folder,
                 files=folder / TRACKERS_DIR,
                 params=tracker_params(flatten_recipe(recipe_dict(recipe))),
@@ -505,7 +510,7 @@ def run_recipe(
                     )
                     if cache is not None:
                         learnt = _hebbian_state(key, network, rows, winners, layer_timings)
-                        cache.store(learnt, learnt_by=out)
+                        cache.store(learnt, learnt_by=origin.folder or out)
             feature_size = math.prod(network.feature_shape(image_shape))
             dtype = feature_dtype(recipe.readout.feature_dtype, len(splits.train), feature_size)
             named = {"train": splits.train, "test": splits.test}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,9 @@ from hebbkit.runs.folder import SEARCH_FILE, default_run_folder, runs_root
 
 #: [search] keys that say how to run a search, not what it searches: --resume may change them.
 RUN_KEYS = ("num_samples", "cpus_per_trial", "gpus_per_trial", "max_concurrent")
+#: The sampler's seed when a recipe sets no search.seed, written into the search folder's
+#: search.toml: a dry run then shows exactly the trials the search will run.
+DEFAULT_SEED = 0
 
 
 def trial_recipe(
@@ -100,6 +103,8 @@ def load_plan(
             "hebbkit run for a single run."
         )
     search = recipe.search
+    if search.seed is None:
+        search = search.model_copy(update={"seed": DEFAULT_SEED})
     base = {k: v for k, v in data.items() if k != "search"}
     check_paths(base, search, registry, str(path))
     if search.metric == "validation_accuracy" and recipe.data.validation <= 0:
@@ -196,6 +201,8 @@ class Sample:
     index: int
     values: dict[str, Any]
     error: str | None = None
+    #: the trial's recipe, when valid
+    recipe: Recipe | None = field(default=None, repr=False)
 
 
 def sample_configs(search: SearchConfig, seed: int | None = None) -> list[dict[str, Any]]:
@@ -241,6 +248,7 @@ def dry_run(
             sample.error = _condition_hint(str(error), plan.search)
         else:
             sample.error = startup_problem(recipe, registry, built, memory_limit)
+            sample.recipe = recipe
         samples.append(sample)
     return samples
 
@@ -331,6 +339,11 @@ def resumed_plan(
             "the search started with; Ray Tune cannot change it midway. Drop --num-samples."
         )
     return stored
+
+
+def searches_data(plan: SearchPlan) -> bool:
+    """Whether trials may differ in their data (dataset, subsets, validation split)."""
+    return any(path == "data" or path.startswith("data.") for path in plan.search.space)
 
 
 def prepare_data(plan: SearchPlan, registry: Registry, root: Path, offline: bool) -> None:

@@ -98,6 +98,38 @@ def download(fs: pafs.FileSystem, path: str, folder: Path) -> None:
     _replace(staging, folder)
 
 
+def fetch_file(fs: pafs.FileSystem, path: str, local: Path) -> bool:
+    """Copy the file ``path`` on ``fs`` to ``local``; False if there is none."""
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return False
+    local.parent.mkdir(parents=True, exist_ok=True)
+    temporary = local.with_name(f".{local.name}.{os.getpid()}.tmp")
+    try:
+        with fs.open_input_stream(path) as source, temporary.open("wb") as target:
+            shutil.copyfileobj(source, target)
+        os.replace(temporary, local)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return True
+
+
+def store_file(local: Path, fs: pafs.FileSystem, path: str) -> None:
+    """Copy the local file ``local`` to ``path`` on ``fs``, where it appears whole (written
+    beside it, then moved) for readers on other nodes."""
+    folder, name = path.rsplit("/", 1)
+    fs.create_dir(folder, recursive=True)
+    temporary = f"{folder}/.{name}.{os.getpid()}.tmp"
+    with local.open("rb") as source, fs.open_output_stream(temporary) as target:
+        shutil.copyfileobj(source, target)
+    fs.move(temporary, path)
+
+
+def remove(fs: pafs.FileSystem, path: str) -> None:
+    """Delete the folder ``path`` on ``fs`` if it is there."""
+    if fs.get_file_info(path).type == pafs.FileType.Directory:
+        fs.delete_dir(path)
+
+
 def pack(fs: pafs.FileSystem, path: str) -> bytes:
     """The folder ``path`` on ``fs`` as the bytes of a tar archive (to send it elsewhere)."""
     buffer = io.BytesIO()
@@ -112,6 +144,11 @@ def pack(fs: pafs.FileSystem, path: str) -> bytes:
             entry.size = len(data)
             archive.addfile(entry, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def pack_folder(folder: Path) -> bytes:
+    """The local ``folder`` as :func:`pack` makes it."""
+    return pack(pafs.LocalFileSystem(), str(folder))
 
 
 def unpack(data: bytes, folder: Path) -> None:

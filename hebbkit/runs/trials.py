@@ -31,7 +31,7 @@ from hebbkit.runs.folder import (
 )
 from hebbkit.runs.search import SearchPlan, trial_recipe
 
-STATUS_ORDER = {"ok": 0, "stopped": 1, "unfinished": 2, "failed": 3}
+STATUS_ORDER = {"ok": 0, "stopped": 1, "unfinished": 2, "lost": 3, "failed": 4}
 EPOCH_METRICS = ("test_accuracy", "validation_accuracy", "train_loss", "train_running_accuracy")
 
 
@@ -40,7 +40,8 @@ class TrialRecord:
     """One trial of a search, whatever became of it."""
 
     trial_id: str
-    #: ok (ran to the end), stopped (by the scheduler), failed (raised), unfinished
+    #: ok (ran to the end), stopped (by the scheduler), failed (the run raised),
+    #: lost (its node or worker died, as often as retries allow), unfinished (interrupted)
     status: str
     #: every searched path's sampled value (conditions not applied)
     values: dict[str, Any]
@@ -49,6 +50,10 @@ class TrialRecord:
     summary: RunSummary | None = None
     error: str | None = None
     run_folder: str | None = None
+    #: times the trial was started again after losing its node or worker process
+    retries: int = 0
+    #: the Ray node that ran it to the end
+    node: str | None = None
 
 
 def results_frame(records: Sequence[TrialRecord], plan: SearchPlan) -> pl.DataFrame:
@@ -73,6 +78,8 @@ def results_frame(records: Sequence[TrialRecord], plan: SearchPlan) -> pl.DataFr
                 "overrides": shell_overrides(search, record.values),
                 "error": record.error,
                 "run_folder": record.run_folder,
+                "retries": record.retries,
+                "node": record.node,
             }
         )
     base = pl.from_dicts(rows, schema=_base_schema(metric)) if rows else _empty(metric)
@@ -109,6 +116,8 @@ def _base_schema(metric: str) -> dict[str, Any]:
         "overrides": pl.Utf8,
         "error": pl.Utf8,
         "run_folder": pl.Utf8,
+        "retries": pl.Int64,
+        "node": pl.Utf8,
     }
 
 

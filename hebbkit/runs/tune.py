@@ -2,31 +2,48 @@
 
 What a search prints on its way is passed in as ``echo``; the tables and pictures of its
 results are the report layer's (:mod:`hebbkit.reports.search_report`).
+
+On a cluster the part that talks to Ray runs in a child process
+(:mod:`hebbkit.runs.supervise`): if the cluster's head dies, Ray ends that process at once,
+and this one says how to continue.
 """
 
 from __future__ import annotations
 
+import json
+import shlex
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
+from hebbkit.config.recipe import recipe_dict, validate_recipe
+from hebbkit.errors import ClusterLostError, RunFolderError, SearchFailedError
+from hebbkit.plugins import get_registry
 from hebbkit.registry import Registry
 from hebbkit.runs import ray as adapter
-from hebbkit.runs.folder import HEBBIAN_CACHE_DIR, SEARCH_FILE, FolderClaim, writing
+from hebbkit.runs.cluster import check_reachable, first_line, lost_cluster_message, reachable_now
+from hebbkit.runs.folder import RAY_DIR, SEARCH_FILE, STORAGE_FILE, FolderClaim, write_json, writing
 from hebbkit.runs.options import RayOptions
-from hebbkit.runs.reuse import HebbianCache
 from hebbkit.runs.search import (
+    Sample,
     SearchPlan,
     invalid_samples_error,
     prepare_data,
     resumed_plan,
     search_folder,
+    searches_data,
 )
 from hebbkit.runs.search import dry_run as sample_trials
+from hebbkit.runs.supervise import ChildLost, run_in_child, tell_parent
 from hebbkit.runs.tracking import build_trackers
-from hebbkit.runs.trials import finish_tables
+from hebbkit.runs.trials import TrialRecord, finish_tables
+
+Echo = Callable[[str], None]
 
 
 @dataclass
@@ -38,6 +55,7 @@ class SearchResult:
     frame: pl.DataFrame
     #: fewer trials ended than the search has (Ctrl-C, or the driver was stopped)
     interrupted: bool
+    records: list[TrialRecord]
 
 
 def run_search(
@@ -47,7 +65,7 @@ def run_search(
     *,
     out: Path | None = None,
     num_samples: int | None = None,
-    echo: Callable[[str], None] = lambda text: None,
+    echo: Echo = lambda text: None,
     memory_limit: tuple[int, str] | None = None,
 ) -> SearchResult:
     """Run (or with ``options.resume``, continue) the search of ``plan``.
@@ -66,37 +84,159 @@ def run_search(
     with FolderClaim(folder, "Search folder"):
         # checked again under the claim: no other search can change the folder now
         folder = search_folder(plan, folder, options.resume)
-        return _run_claimed(plan, folder, options, registry, num_samples, echo)
+        return _run_claimed(plan, samples, folder, options, registry, num_samples, echo)
 
 
 def _run_claimed(
     plan: SearchPlan,
+    samples: list[Sample],
     folder: Path,
     options: RayOptions,
     registry: Registry,
     num_samples: int | None,
-    echo: Callable[[str], None],
+    echo: Echo,
 ) -> SearchResult:
     if options.resume:
         plan = resumed_plan(plan, folder, registry, num_samples)
-    if options.address == "local":
+        samples = sample_trials(plan, registry)  # checked when the search started
+    experiment = search_experiment(folder, plan, options)
+    if options.address == "local" and not options.ship_data:
         prepare_data(plan, registry, options.data_root, options.offline)
+    job = _SearchJob(
+        plan=plan,
+        # hebbkit draws random and grid trials itself: exactly what --dry-run shows
+        drawn=None if plan.search.algorithm == "optuna" else [s.values for s in samples],
+        recipes=[recipe_dict(s.recipe) for s in samples if s.recipe is not None],
+        folder=folder,
+        experiment=experiment,
+        options=options,
+    )
+    if options.remote and not adapter.ray_running():
+        check_reachable(options.address, options.address)  # before starting a process
+        try:
+            outcome = run_in_child(_drive_search, job, echo)
+        except ChildLost as lost:
+            raise _lost(job, lost) from None
+    else:
+        outcome = _drive_search(job, echo)
+    frame = finish_tables(folder, plan, outcome.records, registry)
+    return SearchResult(folder, plan, frame, outcome.interrupted, outcome.records)
+
+
+@dataclass
+class _SearchJob:
+    """Everything the process that drives Ray needs (sent to it whole)."""
+
+    plan: SearchPlan
+    drawn: list[dict[str, Any]] | None
+    #: the trials' recipes as plain data (recipe models are built at run time: no pickling)
+    recipes: list[dict[str, Any]]
+    folder: Path
+    experiment: adapter.Experiment
+    options: RayOptions
+
+
+def _drive_search(job: _SearchJob, echo: Echo) -> adapter.SearchOutcome:
+    """Connect, check the cluster, ship or check the data, run; the Ray part of a search."""
+    plan, options, folder = job.plan, job.options, job.folder
     search = plan.search
-    where = "this machine" if options.address == "local" else f"the cluster at {options.address}"
-    with adapter.connect(options) as resources:
-        if options.verbose:
-            echo(f"Ray resources: {resources}")
+    with adapter.connect(options) as session:
+        tell_parent("gcs", session.gcs_address)
+        for warning in session.warnings:
+            echo(f"Warning: {warning}")
+        registry = get_registry()
+        recipes = [validate_recipe(r, registry, source=plan.source) for r in job.recipes]
+        data = adapter.trial_data(session, recipes, options, echo, searches_data(plan))
         if not options.resume:
             with writing(folder / SEARCH_FILE):
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / SEARCH_FILE).write_text(plan.search_toml())
+            write_json(
+                folder / STORAGE_FILE,
+                {"storage": job.experiment.storage, "experiment": job.experiment.name},
+            )
+        where = (
+            "this machine" if options.address == "local" else f"the cluster at {options.address}"
+        )
+        nodes = f" ({len(session.nodes)} nodes)" if options.remote else ""
         echo(
             f"{'Resuming' if options.resume else 'Starting'} {search.trial_count()} trials of "
-            f"{plan.name} ({search.algorithm}, {search.scheduler.name}) on {where}; "
-            f"folder {folder}"
+            f"{plan.name} ({search.algorithm}, {search.scheduler.name}, seed {search.seed}) on "
+            f"{where}{nodes}; folder {folder}"
+            + (
+                ""
+                if job.experiment.storage == str(folder)
+                else f"; Ray storage {job.experiment.uri}"
+            )
         )
-        outcome = adapter.run_search(plan, folder, options)
-    if not outcome.interrupted:  # a resumed search would still use it
-        HebbianCache(folder / HEBBIAN_CACHE_DIR).remove()
-    frame = finish_tables(folder, plan, outcome.records, registry)
-    return SearchResult(folder, plan, frame, outcome.interrupted)
+        return adapter.run_search(plan, job.drawn, folder, job.experiment, session, options, data)
+
+
+def search_experiment(folder: Path, plan: SearchPlan, options: RayOptions) -> adapter.Experiment:
+    """Where Tune keeps this search: ``<folder>/ray`` unless ``--storage`` says otherwise;
+    a resumed search keeps the storage it started with."""
+    stored = folder / STORAGE_FILE
+    if options.resume and stored.is_file():
+        recorded = json.loads(stored.read_text())
+        if options.storage is not None and options.storage != recorded["storage"]:
+            raise RunFolderError(
+                f"--resume: the search in {folder} keeps its results in {recorded['storage']}, "
+                f"not {options.storage}. Drop --storage (hebbkit remembers it) or pass the "
+                "same one."
+            )
+        return adapter.Experiment(recorded["storage"], recorded["experiment"])
+    if options.resume or options.storage is None:
+        return adapter.Experiment(str(folder), RAY_DIR)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return adapter.Experiment(options.storage, f"{plan.name}-{stamp}")
+
+
+def _lost(job: _SearchJob, lost: ChildLost) -> ClusterLostError:
+    options = job.options
+    command = ["hebbkit", "tune", job.plan.source]
+    for override in job.plan.overrides:
+        command += ["-s", override]
+    command += ["--out", str(job.folder), "--resume", "--address", options.address]
+    reachable = reachable_now(lost.notes.get("gcs") or options.address)
+    kept = (
+        f"Trials that finished are kept in {job.folder} and in Ray's storage "
+        f"({job.experiment.uri})."
+    )
+    return ClusterLostError(
+        lost_cluster_message(options.address, lost.exit_code, reachable, shlex.join(command), kept)
+        + " (with the same --data-root and other flags)."
+    )
+
+
+def search_verdict(result: SearchResult) -> SearchFailedError | None:
+    """The error a finished search ends with: no trial succeeded, or some were lost."""
+    records = result.records
+    if result.interrupted or not records:
+        return None
+    ok = sum(r.status in ("ok", "stopped") for r in records)
+    lost = [r for r in records if r.status == "lost"]
+    resume = f"hebbkit tune {result.plan.source} --out {result.folder} --resume"
+    if ok == 0:
+        causes = Counter(first_line(r.error or "no error recorded") for r in records)
+        shown = "; ".join(
+            f"{count} × {text}" if count > 1 else text for text, count in causes.most_common(3)
+        )
+        more = f"; and {len(causes) - 3} other errors" if len(causes) > 3 else ""
+        return SearchFailedError(
+            f"No trial of the search in {result.folder} succeeded ({len(records)} trials: "
+            f"{_counts(records)}). {shown}{more}. The errors are in "
+            f"{result.folder / 'trials.csv'}; fix the recipe or its search space and start "
+            f"again{', or rerun the lost trials with: ' + resume if lost else ''}."
+        )
+    if lost:
+        return SearchFailedError(
+            f"{len(lost)} of {len(records)} trials were lost to the cluster (their node or "
+            f"worker died as often as --max-retries allows: {first_line(lost[0].error or '')}). "
+            f"The table and best.toml hold the others. Rerun the lost trials with: {resume}"
+        )
+    return None
+
+
+def _counts(records: list[TrialRecord]) -> str:
+    counts = Counter(r.status for r in records)
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
