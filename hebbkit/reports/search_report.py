@@ -60,9 +60,12 @@ def print_trials(
     counts = frame.group_by("status").len().sort("status")
     parts = [f"{n} {s}" for s, n in counts.iter_rows()]
     console.print(f"{frame.height} trials: {', '.join(parts)}.", highlight=False)
-    for row in frame.filter(pl.col("status") == "failed").head(5).iter_rows(named=True):
+    ended_badly = frame.filter(pl.col("status").is_in(["failed", "lost"]))
+    for row in ended_badly.head(5).iter_rows(named=True):
         error = (row["error"] or "").strip().splitlines()
-        console.print(f"  failed {row['trial_id']}: {error[0] if error else '?'}", highlight=False)
+        console.print(
+            f"  {row['status']} {row['trial_id']}: {error[0] if error else '?'}", highlight=False
+        )
 
 
 def _param(value: Any, encoded: bool) -> str:

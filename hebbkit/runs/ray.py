@@ -20,6 +20,7 @@ node or worker process is an error Tune retries (``FailureConfig``) and ``--resu
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -104,6 +105,10 @@ PARTIAL_DIR, DONE_SUFFIX = "hebbkit_unfinished", ".done"
 STOPPED_WAIT = 10.0
 #: terminal colour codes in Ray's messages
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: where Ray's monitor (on every head) keeps its report: node types, pending launches
+AUTOSCALER_STATUS = b"__autoscaling_status"
+#: attempts at joining through Ray Client (its proxy sometimes fails to start a server)
+CLIENT_ATTEMPTS = 3
 #: seconds between snapshots of Tune's experiment state in the storage (what --resume reads)
 STATE_SYNC_PERIOD = 15
 
@@ -205,10 +210,15 @@ def connect(options: RayOptions, unit: str = "trial") -> Iterator[Session]:
             # ray.init retries a dead address for about 14 minutes: ask the port first
             check_reachable(target, options.address)
             kwargs["address"] = target
-        try:
-            ray.init(**kwargs)
-        except Exception as error:  # each of Ray's many ways to fail here: one paragraph
-            raise connect_error(options.address, error) from None
+        for attempt in range(1, CLIENT_ATTEMPTS + 1):
+            try:
+                ray.init(**kwargs)
+                break
+            except Exception as error:  # each of Ray's many ways to fail here: one paragraph
+                if attempt < CLIENT_ATTEMPTS and _client_server_hiccup(options.address, error):
+                    time.sleep(2.0 * attempt)
+                    continue
+                raise connect_error(options.address, error) from None
         started = True
     restore = None if options.verbose else _short_cluster_errors()
     try:
@@ -216,7 +226,7 @@ def connect(options: RayOptions, unit: str = "trial") -> Iterator[Session]:
         session = Session(options.address, client, [], None if client else _gcs_address())
         if session.gcs_address is None and not client and target not in ("local", "auto"):
             session.gcs_address = target
-        session.nodes, autoscaling = _on_storage_node(session, _cluster_facts)
+        session.nodes, autoscaling = _cluster_facts()
         session.warnings = check_fits(options, session.nodes, autoscaling, unit)
         yield session
     finally:
@@ -247,6 +257,12 @@ def _short_cluster_errors() -> Callable[[], None]:
     return lambda: setattr(worker, "print_to_stdstream", original)
 
 
+def _client_server_hiccup(address: str, error: Exception) -> bool:
+    """Ray Client's proxy could not start this client's server process: it happens under
+    load, and the next attempt usually succeeds."""
+    return address.startswith("ray://") and "Starting Ray client server failed" in str(error)
+
+
 def _gcs_address() -> str | None:
     import ray
 
@@ -257,18 +273,21 @@ def _gcs_address() -> str | None:
 
 
 def _cluster_facts() -> tuple[list[Node], bool]:
-    """The alive nodes, and whether an autoscaler may add more."""
+    """The alive nodes, and whether an autoscaler may add more (through Ray Client too)."""
     import ray
 
     nodes = nodes_from_ray(ray.nodes())
     try:
-        from ray.autoscaler.v2.sdk import get_cluster_status
+        from ray.experimental.internal_kv import _internal_kv_get
 
-        status = get_cluster_status(ray.get_runtime_context().gcs_address, timeout=5)
-        types = [n.ray_node_type_name for n in [*status.active_nodes, *status.idle_nodes]]
-        pending = len(status.pending_launches) + len(status.pending_nodes)
-    except Exception:  # no autoscaler state: a fixed cluster
+        raw = _internal_kv_get(AUTOSCALER_STATUS)
+        report = json.loads(raw)["autoscaler_report"] if raw else None
+    except Exception:  # no report, or one of another form: taken for a fixed cluster
+        report = None
+    if not isinstance(report, dict):
         return nodes, False
+    types = [*(report.get("active_nodes") or {}), *(report.get("idle_nodes") or {})]
+    pending = len(report.get("pending_nodes") or []) + len(report.get("pending_launches") or {})
     return nodes, autoscales(types, pending)
 
 
@@ -1271,11 +1290,19 @@ def collect(
             values = {}
         folder = trials_dir / trial_id
         if state["outcome"] == "ok":
-            if not is_finished(folder):
-                reader.fetch(state["checkpoint"], folder)
-            for path in leftovers(trials_dir, trial_id):  # of attempts before it finished
-                shutil.rmtree(path, ignore_errors=True)
-            state["unfinished"] = []
+            try:
+                if not is_finished(folder):
+                    reader.fetch(state["checkpoint"], folder)
+            except Exception as error:  # finished, but out of reach: --resume gathers again
+                state["outcome"] = "lost"
+                state["error"] = (
+                    f"finished, but its run folder could not be copied from Ray's storage "
+                    f"({state['checkpoint']}): {_error_text(error)}"
+                )
+            else:
+                for path in leftovers(trials_dir, trial_id):  # attempts before it finished
+                    shutil.rmtree(path, ignore_errors=True)
+                state["unfinished"] = []
         for name in state["unfinished"]:
             target = trials_dir / name
             if not target.exists() and not (trials_dir / f"{trial_id}{STOPPED_SUFFIX}").exists():

@@ -12,6 +12,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 import traceback
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
@@ -48,6 +49,11 @@ def run_in_child(target: Callable[..., T], *args: Any) -> T:
     group, so that the terminal's signal does not reach it twice). Raises
     :class:`ChildLost` when the child dies without answering.
     """
+    # A child that Ray ends leaves its semaphores to the resource tracker, which cleans them
+    # up and warns about it: noise after hebbkit's own message.
+    quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+    if quiet not in sys.warnoptions:
+        sys.warnoptions.append(quiet)
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_child_main, args=(sender, target, args), daemon=False)
