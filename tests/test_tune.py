@@ -9,11 +9,13 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -357,3 +359,41 @@ def test_nodes_that_cannot_read_the_data_are_named(tmp_path: Path, local_ray: No
     assert f"node {node[:8]}" in result.output and "--ship-data" in result.output
     assert f"Data root {tmp_path / 'none'} does not exist" in result.output
     assert not (tmp_path / "s").exists()
+
+
+def test_a_trial_whose_worker_dies_is_lost_and_resume_runs_it_again(
+    tmp_path: Path, local_ray: None
+) -> None:
+    """A trial's worker process killed outright (as by the OOM killer, or with its node):
+    with --max-retries 0 the trial is lost, the search says so, and --resume runs it."""
+    recipe = write(tmp_path, small_recipe({"seed": {"grid": [0]}}, algorithm="grid"))
+    out = tmp_path / "search"
+    killed: list[int] = []
+
+    def kill_the_trial() -> None:
+        deadline = time.monotonic() + 300
+        while not killed and time.monotonic() < deadline:
+            for actor in ray._private.state.actors().values():
+                alive = actor["State"] == "ALIVE" and actor.get("Pid")
+                if alive and "ImplicitFunc" in actor["ActorClassName"]:
+                    os.kill(actor["Pid"], signal.SIGKILL)
+                    killed.append(actor["Pid"])
+                    return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_the_trial, daemon=True)
+    killer.start()
+    result = tune(recipe, out, "--max-retries", "0")
+    killer.join(timeout=10)
+    assert killed, result.output
+    assert result.exit_code == 1, result.output
+    assert "1 of 1 trials were lost to the cluster" in result.output
+    assert f"--out {out} --resume" in result.output
+    frame = pl.read_parquet(out / "trials.parquet")
+    assert frame["status"].to_list() == ["lost"] and "died" in frame["error"][0]
+
+    again = tune(recipe, out, "--resume")
+    assert again.exit_code == 0, again.output
+    frame = pl.read_parquet(out / "trials.parquet")
+    assert frame["status"].to_list() == ["ok"]
+    assert (Path(frame["run_folder"][0]) / "summary.json").is_file()

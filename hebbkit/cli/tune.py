@@ -157,7 +157,7 @@ def tune(
     if result.interrupted:
         err.print(
             f"The search stopped before all {result.plan.search.trial_count()} trials ended. "
-            f"Continue it with: hebbkit tune {recipe} --out {result.folder} --resume",
+            f"Continue it with: {result.resume}",
             highlight=False,
         )
         raise typer.Exit(130)

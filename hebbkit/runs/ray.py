@@ -1306,7 +1306,8 @@ def collect(
         for name in state["unfinished"]:
             target = trials_dir / name
             if not target.exists() and not (trials_dir / f"{trial_id}{STOPPED_SUFFIX}").exists():
-                reader.fetch(join(state["path"], PARTIAL_DIR, name), target)
+                with contextlib.suppress(Exception):  # its error is recorded either way
+                    reader.fetch(join(state["path"], PARTIAL_DIR, name), target)
         status = state["outcome"]
         summary = read_summary(folder) if is_finished(folder) else None
         if summary is not None:

@@ -27,7 +27,16 @@ from hebbkit.plugins import get_registry
 from hebbkit.registry import Registry
 from hebbkit.runs import ray as adapter
 from hebbkit.runs.cluster import check_reachable, first_line, lost_cluster_message, reachable_now
-from hebbkit.runs.folder import RAY_DIR, SEARCH_FILE, STORAGE_FILE, FolderClaim, write_json, writing
+from hebbkit.runs.folder import (
+    BEST_FILE,
+    RAY_DIR,
+    SEARCH_FILE,
+    STORAGE_FILE,
+    TRIALS_CSV,
+    FolderClaim,
+    write_json,
+    writing,
+)
 from hebbkit.runs.options import RayOptions
 from hebbkit.runs.search import (
     Sample,
@@ -56,6 +65,8 @@ class SearchResult:
     #: fewer trials ended than the search has (Ctrl-C, or the driver was stopped)
     interrupted: bool
     records: list[TrialRecord]
+    #: the command line that continues it
+    resume: str = ""
 
 
 def run_search(
@@ -120,7 +131,8 @@ def _run_claimed(
     else:
         outcome = _drive_search(job, echo)
     frame = finish_tables(folder, plan, outcome.records, registry)
-    return SearchResult(folder, plan, frame, outcome.interrupted, outcome.records)
+    resume = resume_command(plan, folder, options)
+    return SearchResult(folder, plan, frame, outcome.interrupted, outcome.records, resume)
 
 
 @dataclass
@@ -191,31 +203,50 @@ def search_experiment(folder: Path, plan: SearchPlan, options: RayOptions) -> ad
     return adapter.Experiment(options.storage, f"{plan.name}-{stamp}")
 
 
+def resume_command(plan: SearchPlan, folder: Path, options: RayOptions) -> str:
+    """The command line that continues this search."""
+    command = ["hebbkit", "tune", plan.source]
+    for override in plan.overrides:
+        command += ["-s", override]
+    command += ["--out", str(folder), "--resume"]
+    if options.address != "local":
+        command += ["--address", options.address]
+    return shlex.join(command)
+
+
 def _lost(job: _SearchJob, lost: ChildLost) -> ClusterLostError:
     options = job.options
-    command = ["hebbkit", "tune", job.plan.source]
-    for override in job.plan.overrides:
-        command += ["-s", override]
-    command += ["--out", str(job.folder), "--resume", "--address", options.address]
     reachable = reachable_now(lost.notes.get("gcs") or options.address)
     kept = (
         f"Trials that finished are kept in {job.folder} and in Ray's storage "
         f"({job.experiment.uri})."
     )
+    resume = resume_command(job.plan, job.folder, options)
     return ClusterLostError(
-        lost_cluster_message(options.address, lost.exit_code, reachable, shlex.join(command), kept)
+        lost_cluster_message(options.address, lost.exit_code, reachable, resume, kept)
         + " (with the same --data-root and other flags)."
     )
 
 
 def search_verdict(result: SearchResult) -> SearchFailedError | None:
-    """The error a finished search ends with: no trial succeeded, or some were lost."""
+    """The error a finished search ends with: some trials were lost, or none succeeded."""
     records = result.records
     if result.interrupted or not records:
         return None
     ok = sum(r.status in ("ok", "stopped") for r in records)
     lost = [r for r in records if r.status == "lost"]
-    resume = f"hebbkit tune {result.plan.source} --out {result.folder} --resume"
+    if lost:
+        others = (
+            "No trial succeeded."
+            if ok == 0
+            else f"The table and {BEST_FILE} hold the {ok} that succeeded."
+        )
+        return SearchFailedError(
+            f"{len(lost)} of {len(records)} trials were lost to the cluster (their node or "
+            f"worker process died as often as --max-retries allows: "
+            f"{first_line(lost[0].error or 'no error recorded')}). {others} Run the lost trials "
+            f"again, keeping the others, with: {result.resume}"
+        )
     if ok == 0:
         causes = Counter(first_line(r.error or "no error recorded") for r in records)
         shown = "; ".join(
@@ -224,15 +255,8 @@ def search_verdict(result: SearchResult) -> SearchFailedError | None:
         more = f"; and {len(causes) - 3} other errors" if len(causes) > 3 else ""
         return SearchFailedError(
             f"No trial of the search in {result.folder} succeeded ({len(records)} trials: "
-            f"{_counts(records)}). {shown}{more}. The errors are in "
-            f"{result.folder / 'trials.csv'}; fix the recipe or its search space and start "
-            f"again{', or rerun the lost trials with: ' + resume if lost else ''}."
-        )
-    if lost:
-        return SearchFailedError(
-            f"{len(lost)} of {len(records)} trials were lost to the cluster (their node or "
-            f"worker died as often as --max-retries allows: {first_line(lost[0].error or '')}). "
-            f"The table and best.toml hold the others. Rerun the lost trials with: {resume}"
+            f"{_counts(records)}): {shown}{more}. Every trial's error is in "
+            f"{result.folder / TRIALS_CSV}; fix the recipe or its search space and start again."
         )
     return None
 
