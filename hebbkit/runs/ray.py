@@ -812,9 +812,18 @@ def _relayed_lines(session: Session) -> Iterator[Any]:
     if not session.client:
         yield None
         return
+    import ray
     from ray.util.queue import Empty, Queue
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    queue = Queue(actor_options={"num_cpus": 0})
+    # beside Tune on the client server's node: a queue on a worker node dies with it
+    head = ray.get_runtime_context().get_node_id()
+    queue = Queue(
+        actor_options={
+            "num_cpus": 0,
+            "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=head, soft=False),
+        }
+    )
     stop = threading.Event()
 
     def pump() -> None:
