@@ -397,3 +397,41 @@ def test_a_trial_whose_worker_dies_is_lost_and_resume_runs_it_again(
     frame = pl.read_parquet(out / "trials.parquet")
     assert frame["status"].to_list() == ["ok"]
     assert (Path(frame["run_folder"][0]) / "summary.json").is_file()
+
+
+def test_on_a_cluster_runs_share_hebbian_phases_through_ray_storage(
+    tmp_path: Path, local_ray: None
+) -> None:
+    """Off this machine the trials cannot see --out: the phases they share (and those of a
+    grid's finished runs) go through Ray's storage, which is emptied of them at the end."""
+    from tests.grid_helpers import write_grid
+
+    grid = write_grid(
+        tmp_path / "g",
+        'name = "lr"\nbase = "base.toml"\nseeds = [0]\n\n[grid]\n"readout.lr" = [0.001, 0.01]\n',
+    )
+    out, store = tmp_path / "grid", tmp_path / "store"
+    args = ["grid", str(grid), "--out", str(out), "--data-root", str(DATA), "--offline", "-q"]
+    assert runner.invoke(app, [*args, "--only", "0.001"]).exit_code == 0  # here, no Ray
+    cluster = ["--address", "auto", "--storage", str(store)]
+    result = runner.invoke(app, [*args, *cluster, "--cpus-per-run", "1"])
+    assert result.exit_code == 0, result.output
+    later = json.loads((out / "0.01" / "seed0" / "summary.json").read_text())
+    assert later["hebbian_from"] == str((out / "0.001" / "seed0").resolve())
+
+    space = {"readout.lr": {"grid": [0.001, 0.01]}}
+    recipe = write(tmp_path, small_recipe(space, readout_epochs=1, algorithm="grid"))
+    search = tmp_path / "search"
+    result = tune(recipe, search, *cluster, "--cpus-per-trial", "1", "--max-concurrent", "1")
+    assert result.exit_code == 0, result.output
+    trials = pl.read_parquet(search / "trials.parquet")
+    summaries = [json.loads((Path(f) / "summary.json").read_text()) for f in trials["run_folder"]]
+    learnt = [
+        f for f, s in zip(trials["run_folder"], summaries, strict=True) if "hebbian_from" not in s
+    ]
+    assert (
+        len(learnt) == 1
+        and [s.get("hebbian_from") for s in summaries if "hebbian_from" in s] == learnt
+    )
+    assert not list(store.rglob(".hebbian-cache")) and not (search / ".hebbian-cache").exists()
+    assert not (out / ".hebbian-cache").exists()

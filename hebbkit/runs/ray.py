@@ -101,8 +101,9 @@ TRIAL_INDEX = "hebbkit_trial"
 #: In a trial's folder in Ray's storage: unfinished run folders (failed or stopped), each
 #: followed by an empty ``<name>.done`` once it is complete.
 PARTIAL_DIR, DONE_SUFFIX = "hebbkit_unfinished", ".done"
-#: seconds the driver waits for a stopped trial to persist its partial run folder
-STOPPED_WAIT = 10.0
+#: seconds the driver waits at most for a stopped trial to persist its partial run folder
+#: (a trial unwinds slowly on a loaded machine; the wait ends as soon as the folder is there)
+STOPPED_WAIT = 30.0
 #: terminal colour codes in Ray's messages
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 #: where Ray's monitor (on every head) keeps its report: node types, pending launches
