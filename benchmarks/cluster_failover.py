@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import secrets
 import shlex
 import shutil
 import subprocess
@@ -35,7 +34,7 @@ import tomli_w
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.cluster_host import ClusterHost, network_namespace  # noqa: E402
+from tests.cluster_host import ClusterHost, network_namespace, ray_environment  # noqa: E402
 from tests.conftest import TINY_RECIPE  # noqa: E402
 
 HEBBKIT = [sys.executable, "-c", "from hebbkit.cli.app import main; main()"]
@@ -105,15 +104,7 @@ def main() -> None:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     temp = tempfile.mkdtemp(prefix="hkb", dir="/tmp")  # Ray's socket paths must stay short
-    env = {
-        **os.environ,
-        "RAY_TMPDIR": temp,
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": secrets.token_hex(16),
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
-    env.pop("RAY_ADDRESS", None)
+    env = ray_environment(temp, str(REPO))
     search_recipe = recipe(args, out)
     rows = []
     try:

@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,22 @@ OBJECT_STORE_BYTES = 100 * 2**20  # Ray's floor is 75 MiB; the tests ship a few 
 
 
 # --- the other side: namespaces and a remote control ----------------------------------------------
+
+
+def ray_environment(temp: str, repo: str) -> dict[str, str]:
+    """What every process of a test cluster and of hebbkit shares: Ray's temp folder
+    ``temp`` (short: Ray's socket paths are limited), a token of its own, hebbkit from
+    ``repo``, and no address inherited from the caller."""
+    env = {
+        **os.environ,
+        "RAY_TMPDIR": temp,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(16),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")]),
+    }
+    env.pop("RAY_ADDRESS", None)
+    return env
 
 
 def _run(*command: str) -> subprocess.CompletedProcess[str]:

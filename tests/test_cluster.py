@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import secrets
 import shlex
 import shutil
 import subprocess
@@ -32,7 +31,7 @@ import polars as pl
 import pytest
 import tomli_w
 
-from tests.cluster_host import ClusterHost, Unavailable, network_namespace
+from tests.cluster_host import ClusterHost, Unavailable, network_namespace, ray_environment
 from tests.conftest import REPO, TINY_RECIPE
 
 pytest.importorskip("ray")
@@ -59,16 +58,7 @@ def ray_env() -> Iterator[dict[str, str]]:
     """What every process of the cluster and of hebbkit shares: a Ray temp folder of this
     module (short: Ray's socket paths are limited) and a token of its own."""
     temp = tempfile.mkdtemp(prefix="hkc", dir="/tmp")
-    env = {
-        **os.environ,
-        "RAY_TMPDIR": temp,
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": secrets.token_hex(16),
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        "HEBBKIT_OFFLINE": "1",
-    }
-    env.pop("RAY_ADDRESS", None)
+    env = {**ray_environment(temp, str(REPO)), "HEBBKIT_OFFLINE": "1"}
     yield env
     shutil.rmtree(temp, ignore_errors=True)
 
