@@ -58,7 +58,6 @@ from hebbkit.runs.folder import (
     HEBBIAN_CACHE_DIR,
     STOPPED_FILE,
     STOPPED_SUFFIX,
-    SUMMARY_FILE,
     TRIALS_DIR,
     RunSummary,
     failed_attempts,
@@ -74,7 +73,6 @@ from hebbkit.runs.run import Machine, RunOrigin, resolve_device, run_recipe
 from hebbkit.runs.search import SearchPlan, trial_recipe
 from hebbkit.runs.storage import (
     download,
-    exists,
     fetch_file,
     join,
     names,
@@ -101,6 +99,9 @@ TRIAL_INDEX = "hebbkit_trial"
 #: In a trial's folder in Ray's storage: unfinished run folders (failed or stopped), each
 #: followed by an empty ``<name>.done`` once it is complete.
 PARTIAL_DIR, DONE_SUFFIX = "hebbkit_unfinished", ".done"
+#: In a trial's folder in Ray's storage, beside each checkpoint known to be whole: an empty
+#: ``<mark><checkpoint name>``.
+COMPLETE_MARK = "hebbkit_complete-"
 #: seconds the driver waits at most for a stopped trial to persist its partial run folder
 #: (a trial unwinds slowly on a loaded machine; the wait ends as soon as the folder is there)
 STOPPED_WAIT = 30.0
@@ -552,22 +553,26 @@ class _Attempt:
 
     def finished_run(self) -> Path | None:
         """A run folder this trial finished in an earlier attempt (the search was resumed
-        from a state older than its checkpoint), copied here; else None."""
+        from a state older than its checkpoint), copied here; else None. Only checkpoints
+        marked complete count: one cut short by a lost node may hold half-written files."""
         fs, trial_path = self.storage.storage_filesystem, self.storage.trial_fs_path
-        candidates = [
-            join(trial_path, n) for n in names(fs, trial_path) if n.startswith("checkpoint_")
-        ]
-        for path in reversed(candidates):
-            if exists(fs, join(path, SUMMARY_FILE)):
-                local = self.scratch / "finished"
-                download(fs, path, local)
-                if is_finished(local):
-                    return local
+        entries = names(fs, trial_path)
+        complete = [n for n in entries if COMPLETE_MARK + n in entries]
+        for name in reversed(complete):
+            local = self.scratch / "finished"
+            download(fs, join(trial_path, name), local)
+            if is_finished(local):
+                return local
         return None
 
     def report_finished(self, folder: Path, metrics: dict[str, Any]) -> None:
         checkpoint = self.tune.Checkpoint.from_directory(str(folder))
         self.tune.report({**metrics, STATUS: "ok", NODE: self.node}, checkpoint=checkpoint)
+        # Tune persists a checkpoint before report returns: the newest one is now whole
+        fs, trial_path = self.storage.storage_filesystem, self.storage.trial_fs_path
+        with contextlib.suppress(Exception):  # unmarked, a later attempt runs it again
+            newest = [n for n in names(fs, trial_path) if n.startswith("checkpoint_")][-1]
+            write_storage_text(fs, join(trial_path, COMPLETE_MARK + newest), "")
 
     def report_failed(self, error: BaseException) -> None:
         """The run raised: Tune records the trial as ended with this error, and never
@@ -589,6 +594,19 @@ class _Attempt:
             except Exception:  # best effort: the error is recorded either way
                 pass
 
+    def run(self, run: Callable[[], RunSummary]) -> RunSummary | None:
+        """``run()``; None if it raised, reported as the trial's failure (never retried)."""
+        try:
+            return run()
+        except SystemExit:
+            # Tune stopped the trial (ASHA, Ctrl-C): tune.report raised in the run, whose
+            # folder was left as run.failed-*: keep it, the driver names it <id>.stopped.
+            self.persist_unfinished()
+            raise
+        except Exception as error:
+            self.report_failed(error)
+            return None
+
     def close(self) -> None:
         shutil.rmtree(self.scratch, ignore_errors=True)
 
@@ -606,7 +624,8 @@ def run_trial(
             return
         search = SearchConfig.model_validate(context["search"])
         final: dict[str, Any] = {}
-        try:
+
+        def run() -> RunSummary:
             values = trial_values(search, config, context["samples"])
             recipe = trial_recipe(
                 context["base"],
@@ -628,18 +647,14 @@ def run_trial(
                 tune.report(epoch_metrics(row))
 
             meant_for = Path(context["trials_dir"]) / attempt.trial_id
-            summary = run_in_trial(
+            return run_in_trial(
                 recipe, attempt.folder, context, data, on_metrics, meant_for=meant_for
             )
-        except SystemExit:
-            # Tune stopped the trial (ASHA, Ctrl-C): tune.report raised in here, and the run
-            # folder was left as run.failed-*: keep it, the driver names it <id>.stopped.
-            attempt.persist_unfinished()
-            raise
-        except Exception as error:
-            attempt.report_failed(error)
-            return
-        attempt.report_finished(attempt.folder, epoch_metrics(final or {**summary, "epoch": 0}))
+
+        summary = attempt.run(run)
+        if summary is not None:
+            metrics = epoch_metrics(final or {**summary, "epoch": 0})
+            attempt.report_finished(attempt.folder, metrics)
     finally:
         attempt.close()
 
@@ -667,20 +682,17 @@ def run_grid_job(
                 finished, {"test_accuracy": read_summary(finished)["test_accuracy"]}
             )
             return
-        try:
-            recipe = validate_recipe(
-                job["recipe"], get_registry(), source=f"grid run {job['label']}"
-            )
-            summary = run_in_trial(
+
+        def run() -> RunSummary:
+            source = f"grid run {job['label']}"
+            recipe = validate_recipe(job["recipe"], get_registry(), source=source)
+            return run_in_trial(
                 recipe, attempt.folder, context, data, meant_for=Path(job["folder"])
             )
-        except SystemExit:
-            attempt.persist_unfinished()
-            raise
-        except Exception as error:
-            attempt.report_failed(error)
-            return
-        attempt.report_finished(attempt.folder, {"test_accuracy": summary["test_accuracy"]})
+
+        summary = attempt.run(run)
+        if summary is not None:
+            attempt.report_finished(attempt.folder, {"test_accuracy": summary["test_accuracy"]})
     finally:
         attempt.close()
 
