@@ -109,7 +109,7 @@ def _run_claimed(
 ) -> SearchResult:
     if options.resume:
         plan = resumed_plan(plan, folder, registry, num_samples)
-        samples = sample_trials(plan, registry)  # checked when the search started
+        samples = sample_trials(plan, registry)  # the same draws, and any --num-samples more
     experiment = search_experiment(folder, plan, options)
     if options.address == "local" and not options.ship_data:
         prepare_data(plan, registry, options.data_root, options.offline)
