@@ -326,8 +326,11 @@ def test_dry_run_shows_exactly_the_trials_the_search_runs(tmp_path: Path, local_
 def test_a_search_in_which_no_trial_succeeds_fails_with_a_summary(
     tmp_path: Path, local_ray: None
 ) -> None:
-    # kernel 40 does not fit a 28x28 image: a user error, recorded once and never retried
-    recipe = write(tmp_path, small_recipe({"layers.0.kernel": {"grid": [40]}}, algorithm="grid"))
+    # a Hebbian rate that diverges is found only by training: a user error of the trial,
+    # recorded once and never retried
+    data = small_recipe({"layers.0.plasticity.lr": {"grid": [1e38]}}, algorithm="grid")
+    data["layers"][0]["plasticity"]["normalize"] = "none"
+    recipe = write(tmp_path, data)
     out = tmp_path / "search"
     result = tune(recipe, out)
     assert result.exit_code == 1, result.output
@@ -335,7 +338,7 @@ def test_a_search_in_which_no_trial_succeeds_fails_with_a_summary(
         "No trial of the search" in result.output
         and "succeeded (1 trials: 1 failed)" in result.output
     )
-    assert "Kernel size" in result.output and "Traceback" not in result.output
+    assert "diverged" in result.output and "Traceback" not in result.output
     frame = pl.read_parquet(out / "trials.parquet")
     assert frame["status"].to_list() == ["failed"] and frame["retries"].to_list() == [0]
     assert Path(frame["run_folder"][0]).name.startswith(f"{frame['trial_id'][0]}.failed-")
