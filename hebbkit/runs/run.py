@@ -85,6 +85,7 @@ from hebbkit.runs.provenance import (
     peak_memory_bytes,
 )
 from hebbkit.runs.reuse import HebbianCache, HebbianState, from_run_folder
+from hebbkit.runs.signals import signals_held
 from hebbkit.runs.tracking import (
     RunTrackers,
     TrackSpec,
@@ -281,13 +282,13 @@ class Stopwatch:
 
 def seed_everything(recipe: Recipe, device: torch.device) -> None:
     torch.manual_seed(derive_seed(recipe.seed, "global"))
+    if recipe.deterministic and device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # torch's first call imports torch._inductor (about a second), which swallows Ctrl-C
+    with signals_held():
+        torch.use_deterministic_algorithms(recipe.deterministic, warn_only=recipe.deterministic)
     if recipe.deterministic:
-        if device.type == "cuda":
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
-    else:
-        torch.use_deterministic_algorithms(False)
 
 
 def check_fits(
