@@ -8,11 +8,21 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hebbkit.runs.signals import signals_held
+
+
+@pytest.fixture(autouse=True)
+def python_default_sigint() -> Iterator[None]:
+    """Python's own Ctrl-C handler for each test: earlier tests in the session (Ray, for one)
+    may leave another handler installed."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def swallowing(seconds_of_work: int = 10**6) -> None:
