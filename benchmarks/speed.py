@@ -1,5 +1,6 @@
 """Per phase of a recipe: seconds, work (FLOPs and bytes moved) and the share of this
-machine's GEMM and memory-bandwidth limits, measured in the same process, for fp32 and bf16.
+machine's GEMM and memory-bandwidth limits, measured in the same process, per precision
+(fp32, bf16, bf16-auto).
 
 Runs the recipe end to end (``run_recipe``, as ``hebbkit run`` does) once per precision and
 repeat, alternating the precisions so that a changing machine load hits both alike, and
@@ -13,8 +14,9 @@ read-out's forward and weight-gradient products); bytes as one write and one rea
 tensor a phase materialises (patch matrices, u, y, pooled maps, feature rows, the read-out's
 batch, mask and float copy, Adam's four tensors), a lower bound on its memory traffic.
 
-    python benchmarks/speed.py recipes/mnist_zero.toml [--precision fp32 bf16] [--repeats 1]
-        [--threads N] [--data-root DIR] [--device cpu|cuda] [-s key=value ...] [--json FILE]
+    python benchmarks/speed.py recipes/mnist_zero.toml [--precision fp32 bf16 bf16-auto]
+        [--repeats 1] [--threads N] [--data-root DIR] [--device cpu|cuda] [-s key=value ...]
+        [--json FILE]
 
 The lead's figures come from the full recipes (no -s); ``-s data.train_subset=3000 -s
 data.test_subset=1000`` gives a quick look.
@@ -86,26 +88,33 @@ def phase_work(
     batch: int,
     epochs: dict[str, int],
     classes: int,
-    size: int,
+    sizes: list[int],
     cache_size: int,
 ) -> dict[str, tuple[float, float, str]]:
-    """(FLOPs, bytes, dtype of the products) of every phase."""
+    """(FLOPs, bytes, dtype of the products) of every phase; ``sizes``: the element size of
+    each layer's product inputs (bf16-auto mixes them)."""
     work: dict[str, tuple[float, float, str]] = {}
-    product = "bf16" if size == 2 else "fp32"
+    dtypes = ["bf16" if size == 2 else "fp32" for size in sizes]
     hebbian_images = images["hebbian"] * epochs["hebbian"]
-    for index, shape in enumerate(shapes):
-        earlier = [forward_work(s, size) for s in shapes[:index]]
+    frozen = [forward_work(s, size) for s, size in zip(shapes, sizes, strict=True)]
+    for index, (shape, size) in enumerate(zip(shapes, sizes, strict=True)):
+        earlier = frozen[:index]
         flops = 4 * shape.positions * shape.fan_in * shape.channels + sum(f for f, _ in earlier)
         data = 2 * shape.positions * shape.fan_in * size + 4 * shape.positions * shape.channels * 4
         data += sum(d for _, d in earlier)
-        work[f"hebbian layer {index}"] = (flops * hebbian_images, data * hebbian_images, product)
+        work[f"hebbian layer {index}"] = (
+            flops * hebbian_images,
+            data * hebbian_images,
+            dtypes[index],
+        )
     width = shapes[-1].pooled * shapes[-1].channels
-    frozen = [forward_work(s, size) for s in shapes]
     count = images["train"] + images["test"] + images["validation"]
+    # the limit of the layer with the most FLOPs: it dominates the pass
+    heaviest = max(range(len(shapes)), key=lambda i: frozen[i][0])
     work["features"] = (
         count * sum(f for f, _ in frozen),
         count * (sum(d for _, d in frozen) + width * cache_size),
-        product,
+        dtypes[heaviest],
     )
     steps = math.ceil(images["train"] / batch) * epochs["readout"]
     step_flops = 4 * batch * width * classes
@@ -182,7 +191,7 @@ def run_once(args: argparse.Namespace, precision: str, out: Path) -> dict[str, A
         recipe.readout.batch_size,
         {"hebbian": recipe.hebbian.epochs, "readout": recipe.readout.epochs},
         10,
-        torch.empty(0, dtype=compute_dtype(precision)).element_size(),
+        [torch.empty(0, dtype=compute_dtype(precision, s.fan_in)).element_size() for s in shapes],
         cache_size,
     )
     phases: dict[str, dict[str, Any]] = {}

@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 from hebbkit.cli.app import app
 from hebbkit.cli.study import _command
-from hebbkit.engine.precision import compute_dtype, pinned_numerics, tf32_state
+from hebbkit.config.recipe import load_recipe
+from hebbkit.engine.network import HebbianNetwork
+from hebbkit.engine.precision import BF16_MIN_FAN_IN, compute_dtype, pinned_numerics, tf32_state
 from hebbkit.environment import unknown_variables
 from hebbkit.errors import HebbkitError
 from hebbkit.plugins import get_registry
@@ -36,7 +38,7 @@ def test_flag_then_environment_then_fp32(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_unknown_precision_names_its_source(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(HebbkitError, match=r"--precision 'fp16'.*fp32, bf16, tf32"):
+    with pytest.raises(HebbkitError, match=r"--precision 'fp16'.*fp32, bf16, bf16-auto, tf32"):
         precision_setting("fp16")
     monkeypatch.setenv("HEBBKIT_PRECISION", "half")
     with pytest.raises(HebbkitError, match="HEBBKIT_PRECISION='half' is not a precision"):
@@ -61,8 +63,46 @@ def test_tf32_needs_a_gpu() -> None:
 
 
 def test_compute_dtypes() -> None:
-    assert compute_dtype("bf16") == torch.bfloat16
-    assert compute_dtype("fp32") == compute_dtype("tf32") == torch.float32
+    for fan_in in (1, BF16_MIN_FAN_IN - 1, BF16_MIN_FAN_IN, 10_000):
+        assert compute_dtype("bf16", fan_in) == torch.bfloat16
+        assert compute_dtype("fp32", fan_in) == compute_dtype("tf32", fan_in) == torch.float32
+    assert compute_dtype("bf16-auto", BF16_MIN_FAN_IN - 1) == torch.float32
+    assert compute_dtype("bf16-auto", BF16_MIN_FAN_IN) == torch.bfloat16
+
+
+@pytest.mark.parametrize(
+    ("precision", "expected"),
+    [
+        ("fp32", ["float32"] * 3),
+        ("bf16", ["bfloat16"] * 3),
+        # fan-ins 25, 864, 3456: layer 1 stays float32
+        ("bf16-auto", ["float32", "bfloat16", "bfloat16"]),
+    ],
+)
+def test_each_layer_takes_its_precision(precision: str, expected: list[str]) -> None:
+    registry = get_registry()
+    recipe = load_recipe(RECIPES / "mnist_softhebb.toml", [], registry)
+    network = HebbianNetwork.from_recipe(recipe, 1, registry)
+    assert [layer.fan_in for layer in network.layers] == [25, 864, 3456]
+    assert network.set_precision(precision) == expected
+    assert [str(layer.compute_dtype) for layer in network.layers] == [
+        f"torch.{name}" for name in expected
+    ]
+
+
+def test_bf16_auto_leaves_narrow_layers_bitwise_fp32() -> None:
+    """A network whose layers are all below the fan-in threshold computes exactly as fp32."""
+    registry = get_registry()
+    recipe = load_recipe(RECIPES / "mnist_zero.toml", [], registry)
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    outputs = []
+    for precision in ("fp32", "bf16-auto", "bf16"):
+        network = HebbianNetwork.from_recipe(recipe, 1, registry).eval()
+        network.set_precision(precision)
+        with torch.no_grad():
+            outputs.append(network(x))
+    assert torch.equal(outputs[0], outputs[1])
+    assert not torch.equal(outputs[0], outputs[2])  # the control: bf16 does change them
 
 
 @pytest.mark.parametrize(
@@ -91,17 +131,19 @@ def test_grid_reproduction_command_keeps_the_precision() -> None:
 
 
 @pytest.mark.integration
-def test_bf16_run_records_its_precision(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("precision", "dtype"), [("bf16", "bfloat16"), ("bf16-auto", "float32")])
+def test_bf16_run_records_its_precision(tmp_path: Path, precision: str, dtype: str) -> None:
     out = tmp_path / "run"
-    args = ["run", str(RECIPES / "mnist_zero.toml"), "--precision", "bf16", "--out", str(out)]
+    args = ["run", str(RECIPES / "mnist_zero.toml"), "--precision", precision, "--out", str(out)]
     overrides = ["data.train_subset=256", "data.test_subset=128", "readout.epochs=1"]
     for override in overrides:
         args += ["-s", override]
     result = runner.invoke(app, [*args, "--data-root", str(REPO / "data"), "--offline", "-q"])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["precision"] == "bf16"
-    assert "precision" in result.stdout and "bf16" in result.stdout
+    assert summary["precision"] == precision
+    assert [layer["product_dtype"] for layer in summary["hebbian_layers"]] == [dtype]
+    assert "precision" in result.stdout and precision in result.stdout
     assert "precision" not in (out / "recipe.toml").read_text()  # a machine setting
     assert summary["test_accuracy"] > 0.3  # chance is 0.1
 

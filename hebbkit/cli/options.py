@@ -55,8 +55,9 @@ PrecisionOption = Annotated[
     typer.Option(
         "--precision",
         help="numerics of the Hebbian phase and the features pass: fp32 (strict float32, "
-        "TF32 off on GPUs), bf16 (bfloat16 matrix products, float32 weights and updates) or "
-        "tf32 (CUDA only); default: $HEBBKIT_PRECISION, else fp32",
+        "TF32 off on GPUs), bf16 (bfloat16 matrix products, float32 weights and updates), "
+        "bf16-auto (bf16 only in layers with fan-in >= 512, where it is faster) or tf32 (CUDA "
+        "only); default: $HEBBKIT_PRECISION, else fp32",
         show_default=False,
     ),
 ]

@@ -104,7 +104,8 @@ def evaluate(
         str | None,
         typer.Option(
             "--precision",
-            help="numerics of the network's pass: fp32, bf16 or tf32 (default: the run's own, "
+            help="numerics of the network's pass: fp32, bf16, bf16-auto or tf32 (default: the "
+            "run's own, "
             "as its summary.json recorded it)",
             show_default=False,
         ),

@@ -6,8 +6,9 @@ yᵀ @ patches``); :mod:`hebbkit.engine.products` computes both, on a CPU from a
 copied out of the channels-last input, on a GPU with the convolution kernels. Maps stay
 channels-last between blocks, so ``u`` is a view of its ``(N, c_out)`` rows and the
 activation's and pooling's reductions over channels read contiguous memory. Under
-``--precision bf16`` the products take bfloat16 inputs (:attr:`HebbianLayer.compute_dtype`);
-everything else stays float32. No loop over pixels, neurons or samples.
+``--precision bf16`` (or ``bf16-auto``, in wide layers) the products take bfloat16 inputs
+(:attr:`HebbianLayer.compute_dtype`); everything else stays float32. No loop over pixels,
+neurons or samples.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hebbkit.config.recipe import LayerConfig, Recipe
+from hebbkit.engine.precision import compute_dtype
 from hebbkit.engine.products import (
     ConvProducts,
     Geometry,
@@ -74,7 +76,7 @@ class HebbianLayer(nn.Module):
         )
         #: per-neuron counts of won positions since the last reset, when tracked
         self.win_counts: torch.Tensor | None = None
-        #: dtype of the inputs of the matrix products (bfloat16 under --precision bf16)
+        #: dtype of the inputs of the matrix products (see HebbianNetwork.set_precision)
         self.compute_dtype = torch.float32
         self._cast: tuple[Any, torch.Tensor] | None = None
         shape = (config.channels, in_channels, config.kernel, config.kernel)
@@ -205,10 +207,12 @@ class HebbianNetwork(nn.Module):
             x = layer(x)
         return x
 
-    def set_compute_dtype(self, dtype: torch.dtype) -> None:
-        """The dtype of every layer's matrix products (see :mod:`hebbkit.engine.precision`)."""
+    def set_precision(self, precision: str) -> list[str]:
+        """Each layer's product dtype under ``precision`` (:mod:`hebbkit.engine.precision`);
+        returns their names, layer by layer, for the run's summary."""
         for layer in self.layers:
-            layer.compute_dtype = dtype
+            layer.compute_dtype = compute_dtype(precision, layer.fan_in)
+        return [str(layer.compute_dtype).removeprefix("torch.") for layer in self.layers]
 
     def feature_shape(self, image_shape: Sequence[int]) -> tuple[int, ...]:
         """Output shape ``(C, H, W)`` for one image of ``image_shape`` ``(C, H, W)``."""

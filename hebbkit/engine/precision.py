@@ -4,9 +4,13 @@
 off for cuDNN convolutions and cuBLAS matmuls, which torch otherwise allows for convolutions.
 ``bf16`` computes the two products of a Hebbian step (``u = W·x`` and ``Σ y·x``) and the
 frozen network's convolutions with bfloat16 inputs (fp32 accumulation inside the kernels);
-weights, norms, the adaptive rate, the competition and the update stay float32. ``tf32``
-(CUDA only) lets cuDNN and cuBLAS round fp32 inputs to TF32. The read-out always runs in
-float32.
+weights, norms, the adaptive rate, the competition and the update stay float32.
+``bf16-auto`` does the same only in layers with at least :data:`BF16_MIN_FAN_IN` inputs per
+neuron and keeps smaller layers in float32: there the conversions and bfloat16's slower
+elementwise work cost more than the GEMM saves (``benchmarks/hebbian_step.py``). The choice
+depends on the recipe only, not on the device, so a run computes the same on any machine.
+``tf32`` (CUDA only) lets cuDNN and cuBLAS round fp32 inputs to TF32. The read-out always runs
+in float32.
 """
 
 from __future__ import annotations
@@ -17,13 +21,22 @@ from typing import Literal, get_args
 
 import torch
 
-Precision = Literal["fp32", "bf16", "tf32"]
+Precision = Literal["fp32", "bf16", "bf16-auto", "tf32"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 
+#: the smallest fan-in (c_in · k²) that ``bf16-auto`` computes in bfloat16. bf16 / fp32 speed of
+#: one learning step at batch 32 on a 2-core AVX512-BF16 CPU (benchmarks/hebbian_step.py):
+#: 128×1×3×3 0.47, 16×8×3×3 0.64, 32×16×3×3 0.77, 64×32×3×3 1.02, 96×1×5×5 1.14,
+#: 384×96×3×3 1.78, 1536×384×3×3 2.50. Below a few hundred inputs the gain is small or a loss,
+#: so narrow layers keep exact float32.
+BF16_MIN_FAN_IN = 512
 
-def compute_dtype(precision: str) -> torch.dtype:
-    """The dtype of the Hebbian phase's matrix products under ``precision``."""
-    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+def compute_dtype(precision: str, fan_in: int) -> torch.dtype:
+    """The dtype of the matrix products of a layer with ``fan_in`` inputs per neuron."""
+    if precision == "bf16" or (precision == "bf16-auto" and fan_in >= BF16_MIN_FAN_IN):
+        return torch.bfloat16
+    return torch.float32
 
 
 def precision_problem(precision: str, device: torch.device) -> str | None:
@@ -31,7 +44,7 @@ def precision_problem(precision: str, device: torch.device) -> str | None:
     if precision not in PRECISIONS:
         return f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}"
     if precision == "tf32" and device.type != "cuda":
-        return "tf32 exists only on CUDA GPUs; on a CPU use fp32 or bf16"
+        return "tf32 exists only on CUDA GPUs; on a CPU use fp32, bf16 or bf16-auto"
     return None
 
 

@@ -19,8 +19,8 @@ in that order are a view (:func:`weight_rows`), and a channels-last input holds 
 Identical filters (ZerO) must stay exactly identical: every output column of ``u`` and every
 row of a correlation is computed with the same arithmetic for the GEMM shapes used here,
 which ``tests/test_products.py`` checks at the recipes' shapes. Inputs reach the products in
-the layer's compute dtype (bfloat16 under ``--precision bf16``); ``u``, the correlations and
-the patches handed to a rule are float32.
+the layer's compute dtype (bfloat16 under ``--precision bf16``, and ``bf16-auto`` in wide
+layers); ``u``, the correlations and the patches handed to a rule are float32.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import torch
 from hebbkit.config.overrides import apply_overrides
 from hebbkit.config.recipe import Recipe, recipe_dict, validate_recipe
 from hebbkit.engine.network import HebbianNetwork
-from hebbkit.engine.precision import compute_dtype, pinned_numerics, precision_problem
+from hebbkit.engine.precision import pinned_numerics, precision_problem
 from hebbkit.engine.progress import ProgressReporter, QuietProgress
 from hebbkit.engine.readout import accuracy, readout_model
 from hebbkit.engine.training import extract_features, feature_dtype
@@ -93,10 +93,10 @@ def evaluate_run(
     if problem:
         raise HebbkitError(
             f"{folder} ran with --precision {precision}, which cannot run here: {problem}. "
-            "Pass --precision fp32 (or bf16), or the device the run used."
+            "Pass --precision fp32 (or bf16, bf16-auto), or the device the run used."
         )
     recipe, network, readout = load_model(folder, registry, device)
-    network.set_compute_dtype(compute_dtype(precision))
+    network.set_precision(precision)
     own = dataset is None or dataset == recipe.data.dataset.name
     data = recipe.data
     if not own:

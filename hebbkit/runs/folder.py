@@ -98,6 +98,13 @@ class LayerTiming(TypedDict):
     images_per_second: float
 
 
+class HebbianLayerRecord(LayerTiming, total=False):
+    """A layer's entry in ``summary.json``: its timing and (runs since ``bf16-auto``) the
+    dtype its matrix products took."""
+
+    product_dtype: str
+
+
 class RunSummary(TypedDict, total=False):
     """``summary.json``: what a finished run reports, read back by grids, searches and reports.
 
@@ -121,7 +128,7 @@ class RunSummary(TypedDict, total=False):
     precision: str
     tf32: dict[str, str]
     seconds: Seconds
-    hebbian_layers: list[LayerTiming]
+    hebbian_layers: list[HebbianLayerRecord]
     hebbian_images_per_second: list[float]
     peak_rss_bytes: int
     peak_gpu_bytes: int

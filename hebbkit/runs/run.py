@@ -36,7 +36,6 @@ from hebbkit.engine.diagnostics import describe_layers
 from hebbkit.engine.network import HebbianNetwork
 from hebbkit.engine.precision import (
     PRECISIONS,
-    compute_dtype,
     pinned_numerics,
     precision_problem,
     tf32_state,
@@ -198,7 +197,8 @@ def precision_setting(flag: str | None = None) -> str:
         raise SettingError(
             f"{describe_setting(source, raw)} is not a precision; use {', '.join(PRECISIONS)} "
             "(fp32: strict float32, the default; bf16: bfloat16 products in the Hebbian phase; "
-            "tf32: TF32 on CUDA GPUs)."
+            "bf16-auto: bf16 only in layers wide enough to gain from it; tf32: TF32 on CUDA "
+            "GPUs)."
         )
     return value
 
@@ -486,7 +486,7 @@ def run_recipe(
             check_fits(recipe, registry, machine, image_shape, _run_counts(splits), classes)
             network = HebbianNetwork.from_recipe(recipe, image_shape[0], registry).to(device)
             initial_filters = network.layers[0].weight.detach().cpu().clone()
-            network.set_compute_dtype(compute_dtype(machine.precision))
+            product_dtypes = network.set_precision(machine.precision)
             with clock.phase("hebbian"):
                 if reused is not None:
                     progress.log(f"Hebbian phase taken from {reused.source}")
@@ -564,6 +564,7 @@ def run_recipe(
                             "layer": i,
                             "seconds": t["seconds"],
                             "images_per_second": t["images_per_second"],
+                            "product_dtype": product_dtypes[i],
                         }
                         for i, t in enumerate(layer_timings)
                     ],
