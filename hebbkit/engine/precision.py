@@ -25,7 +25,8 @@ Precision = Literal["fp32", "bf16", "bf16-auto", "tf32"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 #: the smallest fan-in (c_in · k²) that ``bf16-auto`` computes in bfloat16. bf16 / fp32 speed of
-#: one learning step at batch 32 on a 2-core AVX512-BF16 CPU (benchmarks/hebbian_step.py):
+#: one learning step at batch 32 on a 2-core AVX512-BF16 CPU (benchmarks/hebbian_step.py with
+#: --recipe benchmarks/fanin_sweep.toml, recipes/mnist_zero.toml, recipes/mnist_softhebb.toml):
 #: 128×1×3×3 0.47, 16×8×3×3 0.64, 32×16×3×3 0.77, 64×32×3×3 1.02, 96×1×5×5 1.14,
 #: 384×96×3×3 1.78, 1536×384×3×3 2.50. Below a few hundred inputs the gain is small or a loss,
 #: so narrow layers keep exact float32.
