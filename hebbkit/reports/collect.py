@@ -4,6 +4,9 @@ Run folders are found by their summary (recursively, so a grid's output folder, 
 plain runs, or a single run folder all work). A run inside a grid's output folder takes its
 label and the study's figures from the grid's manifest; a plain run is labelled by its
 recipe's name. Runs with the same label are the seeds of one result.
+
+A report's own records (:mod:`hebbkit.reports.records`) read like grid output folders; a grid
+found both there and live is one grid, and a run found in both comes from the live folder.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from hebbkit.engine.diagnostics import describe_layers
 from hebbkit.engine.network import HebbianNetwork
 from hebbkit.errors import ReportError, RunFolderError
 from hebbkit.plugins import get_registry
+from hebbkit.reports.records import is_records_root, read_first_layer, safe_name
 from hebbkit.runs.folder import (
     MANIFEST_FILE,
     RECIPE_FILE,
@@ -52,6 +56,8 @@ class RunRecord:
     factors: dict[str, str] = field(default_factory=dict)
     #: the network's saved state, loaded on first use
     weights: dict[str, Any] | None = field(default=None, repr=False)
+    #: weight count per layer, where only a report's record of the run is left
+    weight_counts: dict[int, int] = field(default_factory=dict, repr=False)
 
     def metric(self, name: str) -> float | None:
         value = self.summary.get(name)
@@ -76,6 +82,46 @@ class GridInfo:
     name: str
     root: Path | None
     manifest: dict[str, Any]
+    #: every output folder of the grid found (a live one and a report's record of it)
+    roots: list[Path] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.root is not None and not self.roots:
+            self.roots = [self.root]
+
+    @property
+    def folder_name(self) -> str:
+        return self.root.name if self.root is not None else self.name
+
+    def continues_in(self, root: Path) -> bool:
+        """Whether ``root`` holds more of this grid: its record in a report, or the live
+        output folder a record was made from (same grid, same folder name)."""
+        return safe_name(root.name) == safe_name(self.folder_name) and (
+            is_records_root(root) or any(is_records_root(r) for r in self.roots)
+        )
+
+    def add_root(self, root: Path, manifest: dict[str, Any]) -> None:
+        """Merge another output folder's manifest: what either planned, the study's figures."""
+        self.roots.append(root)
+        if not is_records_root(root):
+            self.root = root  # failed seeds and commands are looked up in a live folder
+        mine = self.manifest
+        mine["labels"] = list(
+            dict.fromkeys([*(mine.get("labels") or []), *manifest.get("labels", [])])
+        )
+        mine["factors"] = {**(manifest.get("factors") or {}), **(mine.get("factors") or {})}
+        planned = {(r["label"], r["seed"]) for r in mine.get("runs", [])}
+        mine["runs"] = [
+            *mine.get("runs", []),
+            *(r for r in manifest.get("runs", []) if (r["label"], r["seed"]) not in planned),
+        ]
+        study = mine.setdefault("study", {}) if manifest.get("study") else mine.get("study")
+        if study is not None:
+            for key, value in (manifest.get("study") or {}).items():
+                if isinstance(value, dict):
+                    study[key] = {**value, **(study.get(key) or {})}
+                else:
+                    study.setdefault(key, value)
 
     @property
     def study(self) -> dict[str, Any]:
@@ -158,6 +204,7 @@ def collect(paths: list[Path]) -> Collection:
         )
     cache: dict[Path, Any] = {}
     grids: dict[str, GridInfo] = {}
+    names: dict[Path, str] = {}
     runs = []
     for folder in folders:
         try:
@@ -175,10 +222,8 @@ def collect(paths: list[Path]) -> Collection:
             )
             continue
         root, manifest = found
-        name = str(manifest.get("grid", root.name))
-        if name in grids and grids[name].root != root:
-            name = f"{name} ({root.name})"
-        grids.setdefault(name, GridInfo(name, root, manifest))
+        name = names.get(root) or _grid_name(grids, root, manifest)
+        names[root] = name
         relative = folder.relative_to(root)
         label = (
             relative.parent.as_posix() if relative.name.startswith("seed") else relative.as_posix()
@@ -189,7 +234,38 @@ def collect(paths: list[Path]) -> Collection:
         )
         runs.append(RunRecord(folder, name, label, seed, summary, recipe, factors))
     _label_plain_runs([r for r in runs if r.grid == PLAIN])
-    return Collection(runs, grids)
+    return Collection(_one_per_seed(runs), grids)
+
+
+def _grid_name(grids: dict[str, GridInfo], root: Path, manifest: dict[str, Any]) -> str:
+    """The grid's name in the report: the manifest's, unless another grid of that name was
+    found elsewhere (then ``name (folder)``); a grid continued in a report's records merges."""
+    name = str(manifest.get("grid", root.name))
+    for known in grids.values():
+        if str(known.manifest.get("grid", known.name)) == name and known.continues_in(root):
+            known.add_root(root, manifest)
+            return known.name
+    if name in grids:
+        name = f"{name} ({root.name})"
+    grids[name] = GridInfo(name, root, json.loads(json.dumps(manifest)))
+    return name
+
+
+def _one_per_seed(runs: list[RunRecord]) -> list[RunRecord]:
+    """A run found both live and in a report's record, or twice: the live folder's, else the
+    later finished."""
+
+    def rank(run: RunRecord) -> tuple[bool, str]:
+        return ((run.folder / WEIGHTS_FILE).is_file(), str(run.summary.get("finished_at", "")))
+
+    best: dict[tuple[str, str, int, str], RunRecord] = {}
+    for run in runs:
+        # a plain run's record is the same run (same start); a grid's seed is one run
+        started = str(run.summary.get("started_at", "")) if run.grid == PLAIN else ""
+        key = (run.grid, run.label, run.seed, started)
+        if key not in best or rank(run) > rank(best[key]):
+            best[key] = run
+    return list(best.values())
 
 
 def _read_recipe(folder: Path) -> dict[str, Any]:
@@ -227,7 +303,7 @@ def _init_name(init: Any) -> str:
 
 def weights_count(run: RunRecord, index: int) -> int | None:
     weight = _weights(run).get(f"layers.{index}.weight")
-    return int(weight.numel()) if weight is not None else None
+    return int(weight.numel()) if weight is not None else run.weight_counts.get(index)
 
 
 def _input_channels(run: RunRecord) -> int | None:
@@ -247,6 +323,8 @@ def _weights(run: RunRecord) -> dict[str, Any]:
                 run.weights = dict(state.get("network", {}))
             except Exception:  # an unreadable weights file only costs counts and pictures
                 run.weights = {}
+        else:
+            run.weights, run.weight_counts = read_first_layer(run.folder)
     return run.weights
 
 

@@ -23,8 +23,10 @@ from hebbkit.reports.collect import (
     RunRecord,
     collect,
     initial_layers,
+    learned_first_layer,
     weights_count,
 )
+from hebbkit.reports.records import PLAIN_DIR, RECORDS_DIR, RunCopy, safe_name, write_records
 from hebbkit.runs.folder import FAILED_MARK, is_finished, run_name_of
 
 # --- tables ----------------------------------------------------------------------------------
@@ -173,16 +175,15 @@ def _planned(info: GridInfo | None) -> list[dict[str, Any]]:
 
 
 def _failed_seeds(info: GridInfo, label: str) -> int:
-    if info.root is None:
-        return 0
-    folder = info.root / label
-    if not folder.is_dir():
-        return 0
     seeds = set()
-    for failed in folder.glob(f"seed*{FAILED_MARK}*"):
-        seed = run_name_of(failed)
-        if not is_finished(folder / seed):
-            seeds.add(seed)
+    for root in info.roots:
+        folder = root / label
+        if not folder.is_dir():
+            continue
+        for failed in folder.glob(f"seed*{FAILED_MARK}*"):
+            seed = run_name_of(failed)
+            if not any(is_finished(r / label / seed) for r in info.roots):
+                seeds.add(seed)
     return len(seeds)
 
 
@@ -489,7 +490,7 @@ def write_report(
     all_layers = []
     for grid in grids:
         info = collection.grids.get(grid)
-        slug = _slug(grid)
+        slug = safe_name(grid)
         heading = grid if grid != PLAIN else "Runs outside a grid"
         description = info.manifest.get("description") if info else ""
         lines += [f"## {heading}" + (f": {description}" if description else ""), ""]
@@ -525,9 +526,13 @@ def write_report(
     lines += ["## Every run", "", runs_markdown(runs, out), ""]
     lines += [
         "Tables as CSV: `runs.csv`, `results.csv`, `layers.csv`. Accuracies are the last "
-        "read-out epoch's; ± is the sample standard deviation over seeds.",
+        "read-out epoch's; ± is the sample standard deviation over seeds. "
+        f"`{RECORDS_DIR}/` keeps each run's summary, recipe, metrics and first-layer filters: "
+        "pass this folder to `hebbkit report` (with new run folders) to regenerate or extend "
+        "this report once the run folders are gone.",
         "",
     ]
+    _keep_records(collection, out)
     report = out / "report.md"
     report.write_text("\n".join(lines))
     return report
@@ -558,8 +563,30 @@ def _commits_text(runs: pl.DataFrame) -> str:
     return f"Code: {'; '.join(parts)}." if parts else ""
 
 
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+def _keep_records(collection: Collection, out: Path) -> None:
+    """Copy what the report read into ``out/records`` (after everything was read: a report
+    may be regenerated from its own records)."""
+    folders: dict[str, str] = {}
+    for grid, info in collection.grids.items():
+        if collection.of(grid):
+            folder = safe_name(info.folder_name)
+            while folder in folders.values() or folder == PLAIN_DIR:
+                folder += "_"
+            folders[grid] = folder
+    copies = []
+    for run in collection.runs:
+        where = (
+            Path(folders[run.grid], run.label)
+            if run.grid != PLAIN
+            else Path(PLAIN_DIR, safe_name(run.label))
+        )
+        layers = range(len(run.recipe.get("layers", [])))
+        counts = {i: n for i in layers if (n := weights_count(run, i)) is not None}
+        copies.append(
+            RunCopy(run.folder, where / f"seed{run.seed}", learned_first_layer(run), counts)
+        )
+    manifests = {folders[g]: collection.grids[g].manifest for g in folders}
+    write_records(out, copies, manifests)
 
 
 __all__ = ["results_frame", "runs_frame", "write_report"]
