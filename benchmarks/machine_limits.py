@@ -15,7 +15,11 @@ from collections.abc import Callable
 
 import torch
 
+from hebbkit.engine.precision import native_bf16
+
 GIGA = 1e9
+#: Side of the square bf16 product where the CPU emulates bfloat16: the large one takes minutes.
+EMULATED_SIZE = 512
 
 
 def synchronize(device: torch.device) -> None:
@@ -38,10 +42,14 @@ def best_seconds(function: Callable[[], object], device: torch.device, repeats: 
 
 def machine_limits(device: torch.device) -> dict[str, float]:
     """``gemm_fp32`` and ``gemm_bf16`` (GFLOP/s of a square matrix product) and
-    ``bandwidth`` (GB/s of a 256 MiB copy, bytes read + written)."""
+    ``bandwidth`` (GB/s of a 256 MiB copy, bytes read + written); ``bf16_emulated`` is 1 where
+    the CPU has no bfloat16 arithmetic (then the bf16 product is a small one)."""
     size = 4096 if device.type == "cuda" else 2048
-    limits = {}
+    emulated = not native_bf16(device)
+    limits = {"bf16_emulated": float(emulated)}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        if dtype == torch.bfloat16 and emulated:
+            size = EMULATED_SIZE
         a = torch.randn(size, size, device=device).to(dtype)
         b = torch.randn(size, size, device=device).to(dtype)
         seconds = best_seconds(lambda a=a, b=b: a @ b, device)
@@ -59,9 +67,10 @@ def best_of(first: dict[str, float], second: dict[str, float]) -> dict[str, floa
 
 
 def describe(limits: dict[str, float]) -> str:
+    emulated = " (emulated: this CPU has no bfloat16 arithmetic)" if limits["bf16_emulated"] else ""
     return (
-        f"fp32 GEMM {limits['gemm_fp32']:.0f} GFLOP/s, bf16 GEMM {limits['gemm_bf16']:.0f} "
-        f"GFLOP/s, copy {limits['bandwidth']:.1f} GB/s"
+        f"fp32 GEMM {limits['gemm_fp32']:.0f} GFLOP/s, bf16 GEMM {limits['gemm_bf16']:.3g} "
+        f"GFLOP/s{emulated}, copy {limits['bandwidth']:.1f} GB/s"
     )
 
 

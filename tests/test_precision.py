@@ -13,8 +13,16 @@ from typer.testing import CliRunner
 from hebbkit.cli.app import app
 from hebbkit.cli.study import _command
 from hebbkit.config.recipe import load_recipe
+from hebbkit.engine import precision as precision_module
 from hebbkit.engine.network import HebbianNetwork
-from hebbkit.engine.precision import BF16_MIN_FAN_IN, compute_dtype, pinned_numerics, tf32_state
+from hebbkit.engine.precision import (
+    BF16_MIN_FAN_IN,
+    bf16_caution,
+    compute_dtype,
+    native_bf16,
+    pinned_numerics,
+    tf32_state,
+)
 from hebbkit.environment import unknown_variables
 from hebbkit.errors import HebbkitError
 from hebbkit.plugins import get_registry
@@ -146,6 +154,25 @@ def test_bf16_run_records_its_precision(tmp_path: Path, precision: str, dtype: s
     assert "precision" in result.stdout and precision in result.stdout
     assert "precision" not in (out / "recipe.toml").read_text()  # a machine setting
     assert summary["test_accuracy"] > 0.3  # chance is 0.1
+    assert summary["hardware"]["native_bf16"] == native_bf16(torch.device("cpu"))
+    # the warning, exactly where bfloat16 is emulated and some layer uses it
+    warned = "no bfloat16 arithmetic" in " ".join(result.output.split())
+    assert warned == (dtype == "bfloat16" and not native_bf16(torch.device("cpu")))
+
+
+def test_bf16_caution_names_the_emulated_layers(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(precision_module, "native_bf16", lambda device: False)
+    caution = bf16_caution(["float32", "bfloat16", "bfloat16"], cpu)
+    assert caution is not None and "layer(s) 2, 3" in caution and "--precision fp32" in caution
+    assert bf16_caution(["float32", "float32"], cpu) is None
+    monkeypatch.setattr(precision_module, "native_bf16", lambda device: True)
+    assert bf16_caution(["bfloat16"], cpu) is None
+
+
+def test_native_bf16_answers_for_every_device() -> None:
+    assert precision_module.native_bf16(torch.device("cuda")) is True  # asked of the CPU only
+    assert isinstance(precision_module.native_bf16(torch.device("cpu")), bool)
 
 
 def test_grid_refuses_tf32_on_the_cpu_before_any_run(tmp_path: Path) -> None:

@@ -11,6 +11,10 @@ elementwise work cost more than the GEMM saves (``benchmarks/hebbian_step.py``).
 depends on the recipe only, not on the device, so a run computes the same on any machine.
 ``tf32`` (CUDA only) lets cuDNN and cuBLAS round fp32 inputs to TF32. The read-out always runs
 in float32.
+
+bfloat16 only pays on hardware with bfloat16 arithmetic (CPUs with AVX512-BF16 or AMX, GPUs):
+on a CPU without it (AVX2 only) torch emulates it, several times slower than float32, so a run
+says so when it starts (:func:`bf16_caution`) rather than silently taking longer.
 """
 
 from __future__ import annotations
@@ -38,6 +42,30 @@ def compute_dtype(precision: str, fan_in: int) -> torch.dtype:
     if precision == "bf16" or (precision == "bf16-auto" and fan_in >= BF16_MIN_FAN_IN):
         return torch.bfloat16
     return torch.float32
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 products in hardware (True where unknown)."""
+    if device.type != "cpu":
+        return True
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch without the query: assume nothing
+        return True
+
+
+def bf16_caution(product_dtypes: list[str], device: torch.device) -> str | None:
+    """A warning when some layer computes in bfloat16 on a CPU without bfloat16 arithmetic."""
+    slow = [i + 1 for i, dtype in enumerate(product_dtypes) if dtype == "bfloat16"]
+    if not slow or native_bf16(device):
+        return None
+    layers = ", ".join(map(str, slow))
+    return (
+        f"Warning: layer(s) {layers} compute in bfloat16, but this CPU has no bfloat16 "
+        "arithmetic (no AVX512-BF16 or AMX), so torch emulates it: such products run several "
+        "times slower than float32 here (benchmarks/hebbian_step.py measures it). Use "
+        "--precision fp32 on this machine."
+    )
 
 
 def precision_problem(precision: str, device: torch.device) -> str | None:

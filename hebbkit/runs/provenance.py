@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from hebbkit.config.recipe import COMPONENT_FIELDS, Recipe
+from hebbkit.engine.precision import native_bf16
 from hebbkit.registry import Registry
 
 try:  # not on Windows, where peak memory is not recorded
@@ -44,6 +45,9 @@ def hardware(device: torch.device) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
+        # "AMD EPYC" names machines with and without AVX512: bf16 timings depend on this
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": native_bf16(device),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)

@@ -36,6 +36,7 @@ from hebbkit.engine.diagnostics import describe_layers
 from hebbkit.engine.network import HebbianNetwork
 from hebbkit.engine.precision import (
     PRECISIONS,
+    bf16_caution,
     pinned_numerics,
     precision_problem,
     tf32_state,
@@ -487,6 +488,8 @@ def run_recipe(
             network = HebbianNetwork.from_recipe(recipe, image_shape[0], registry).to(device)
             initial_filters = network.layers[0].weight.detach().cpu().clone()
             product_dtypes = network.set_precision(machine.precision)
+            if caution := bf16_caution(product_dtypes, device):
+                progress.log(caution)
             with clock.phase("hebbian"):
                 if reused is not None:
                     progress.log(f"Hebbian phase taken from {reused.source}")
