@@ -106,6 +106,7 @@ def test_hardware_versions_and_wall_time(report: Path, tiny_grid: tuple[Path, Pa
     summary = json.loads((out / "zero" / "seed0" / "summary.json").read_text())
     text = (report / "report.md").read_text()
     assert summary["hardware"]["processor"] in text
+    assert f"torch threads, {summary['hardware']['cpu_capability']}" in text
     assert f"torch {summary['versions']['torch']}" in text
     row = table_row(text.split("## Every run")[1], "tiny")
     assert f"{summary['seconds']['total']:.0f}" in row or row[4].isdigit()

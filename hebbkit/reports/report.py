@@ -87,6 +87,9 @@ def _hardware_text(hardware: dict[str, Any]) -> str:
         text += f", {cpus} CPUs"
     if threads:
         text += f", {threads} torch threads"
+    if hardware.get("cpu_capability"):
+        # one model name covers machines with and without AVX512 (bf16 speed differs 100×)
+        text += f", {hardware['cpu_capability']}"
     return text
 
 
