@@ -9,7 +9,9 @@ same run (``machine_limits.py``), and the command to rerun. The best of ``--repe
 timings is kept (the least disturbed by other load on a shared machine).
 
     python benchmarks/hebbian_step.py [--recipe recipes/mnist_softhebb.toml] [--batch 32]
-        [--repeats 10] [--threads N]
+        [--repeats 10] [--threads N] [--precision fp32 bf16]
+
+``--precision fp32`` skips bf16 where the CPU only emulates it (minutes per wide layer).
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--precision", nargs="+", choices=list(PRECISIONS), default=list(PRECISIONS)
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -53,7 +58,8 @@ def main() -> None:
             x = layer(x)
     rows = []
     for index, (layer, layer_input) in enumerate(zip(network.layers, inputs, strict=True)):
-        for precision, dtype in PRECISIONS.items():
+        for precision in args.precision:
+            dtype = PRECISIONS[precision]
             layer.compute_dtype = dtype
             with torch.no_grad():
                 layer.train()
