@@ -115,13 +115,12 @@ class GridInfo:
             *mine.get("runs", []),
             *(r for r in manifest.get("runs", []) if (r["label"], r["seed"]) not in planned),
         ]
-        study = mine.setdefault("study", {}) if manifest.get("study") else mine.get("study")
-        if study is not None:
-            for key, value in (manifest.get("study") or {}).items():
-                if isinstance(value, dict):
-                    study[key] = {**value, **(study.get(key) or {})}
-                else:
-                    study.setdefault(key, value)
+        for key, value in (manifest.get("study") or {}).items():
+            study = mine.setdefault("study", {})
+            if isinstance(value, dict):  # figures: what either holds, this grid's first
+                study[key] = {**value, **(study.get(key) or {})}
+            else:
+                study.setdefault(key, value)
 
     @property
     def study(self) -> dict[str, Any]:
