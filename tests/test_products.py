@@ -77,19 +77,27 @@ def test_weight_rows_are_a_view_in_patch_order() -> None:
     assert weight[0, 0, 0, 0] == 7.0
 
 
-#: (c_in, padded size, kernel, c_out) of the recipes' layers: mnist_zero, the 3-layer preset
-RECIPE_LAYERS = [(1, 32, 3, 128), (1, 32, 5, 96), (96, 16, 3, 384), (384, 9, 3, 1536)]
+#: (c_in, padded size, kernel, c_out, batch) of the recipes' layers: mnist_zero, the 3-layer
+#: preset at the study's batch 32 and at SoftHebb's batch 10 (layer 3: float32 patch GEMMs)
+RECIPE_LAYERS = [
+    (1, 32, 3, 128, 32),
+    (1, 32, 5, 96, 32),
+    (96, 16, 3, 384, 32),
+    (384, 9, 3, 1536, 32),
+    (96, 16, 3, 384, 10),
+    (384, 9, 3, 1536, 10),
+]
 
 
 @pytest.mark.parametrize("layer", RECIPE_LAYERS, ids=str)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
-def test_identical_filters_stay_bit_identical(layer: tuple[int, int, int, int], dtype) -> None:
-    """ZerO's identical filters at batch 32, through the products a layer picks: tied columns
-    of u and tied rows of Σ s·x must come out bit-identical, or rounding silently breaks the
-    ties the study is about."""
-    c_in, size, kernel, c_out = layer
+def test_identical_filters_stay_bit_identical(layer: tuple[int, int, int, int, int], dtype) -> None:
+    """ZerO's identical filters, through the products a layer picks: tied columns of u and
+    tied rows of Σ s·x must come out bit-identical, or rounding silently breaks the ties the
+    study is about."""
+    c_in, size, kernel, c_out, batch = layer
     g = torch.Generator().manual_seed(2)
-    x = torch.randn(32, c_in, size, size, generator=g).to(dtype)
+    x = torch.randn(batch, c_in, size, size, generator=g).to(dtype)
     weight = torch.randn(1, c_in, kernel, kernel, generator=g).expand(c_out, -1, -1, -1).clone()
     weight[:3] = torch.randn(3, c_in, kernel, kernel, generator=g)  # the rest are tied
     weight = channels_last(weight.to(dtype))
@@ -112,6 +120,10 @@ def test_which_products_a_layer_uses(monkeypatch: pytest.MonkeyPatch) -> None:
     assert products.use_patches(small, 27, geometry)  # a small fan-in
     assert not products.use_patches(large, 72, geometry)  # float32, large fan-in: conv
     assert products.use_patches(large.bfloat16(), 72, geometry)  # bfloat16: GEMMs
+    # float32, large fan-in, few positions per input (a batch of 10 on a 7×7 map): GEMMs
+    layer3 = Geometry(3, 1, 1)
+    assert products.use_patches(torch.zeros(10, 384, 9, 9), 3456, layer3)  # 490 positions
+    assert not products.use_patches(torch.zeros(32, 384, 9, 9), 3456, layer3)  # 1568
     size = 2 * 8 * 8 * 27 * 4
     monkeypatch.setattr(products, "PATCH_BYTES", size)
     assert products.use_patches(small, 27, geometry)

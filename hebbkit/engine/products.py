@@ -12,8 +12,8 @@ in that order are a view (:func:`weight_rows`), and a channels-last input holds 
   GEMMs. ``u`` comes out as rows ``(N, c_out)`` and as a channels-last ``(B, c_out, H, W)``
   view without a transpose, and layer 1 (``c_in = 1``) escapes the slow convolution kernels
   for one input channel.
-- :class:`ConvProducts` (GPU; CPU float32 with a large fan-in; a patch matrix over
-  :data:`PATCH_BYTES`): the convolution kernels, forward and weight gradient, on
+- :class:`ConvProducts` (GPU; CPU float32 with a large fan-in over many positions; a patch
+  matrix over :data:`PATCH_BYTES`): the convolution kernels, forward and weight gradient, on
   channels-last tensors.
 
 Identical filters (ZerO) must stay exactly identical: every output column of ``u`` and every
@@ -36,6 +36,13 @@ PATCH_BYTES = 256 * 1024**2
 #: (Pᵀ·s)ᵀ: several times faster on CPUs for one-channel inputs, and ``sᵀ·P`` would round
 #: tied rows differently there.
 SMALL_FAN_IN = 64
+#: float32 products of a large fan-in use the patch GEMMs too when a batch has at most this
+#: many output positions per input of a neuron: the convolution's weight gradient is slow when
+#: its reduction (over positions) is short. SoftHebb's 1536 × 384×3×3 layer on a 7×7 map
+#: (``benchmarks/hebbian_step.py --recipe recipes/mnist_softhebb_paper.toml --batch B
+#: --precision fp32`` on a 2-core AVX2 CPU), patch GEMMs / conv kernels in images per second:
+#: batch 4 96/56, 10 129/54, 16 147/100, 20 148/81, 32 84/105 (positions per input 0.06–0.45).
+FEW_POSITIONS_PER_INPUT = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -159,8 +166,9 @@ class ConvProducts:
 
 
 def use_patches(x_padded: torch.Tensor, fan_in: int, geometry: Geometry) -> bool:
-    """Whether :class:`PatchProducts` suits this input: on a CPU, for bfloat16 products or a
-    small fan-in, while its patch matrix fits in :data:`PATCH_BYTES`.
+    """Whether :class:`PatchProducts` suits this input: on a CPU, for bfloat16 products, a
+    small fan-in or few positions per input (:data:`FEW_POSITIONS_PER_INPUT`), while its patch
+    matrix fits in :data:`PATCH_BYTES`.
 
     On CPUs torch sends float32 matrix products to MKL and convolutions to oneDNN, whose
     float32 kernels are the faster ones for the large layers (``benchmarks/hebbian_step.py``);
@@ -169,8 +177,9 @@ def use_patches(x_padded: torch.Tensor, fan_in: int, geometry: Geometry) -> bool
     """
     if x_padded.device.type != "cpu":
         return False
-    if x_padded.dtype == torch.float32 and fan_in >= SMALL_FAN_IN:
-        return False
     height, width = geometry.out_hw(x_padded.shape[2], x_padded.shape[3])
-    size = x_padded.shape[0] * height * width * fan_in * x_padded.element_size()
-    return size <= PATCH_BYTES
+    positions = x_padded.shape[0] * height * width
+    few_positions = positions <= FEW_POSITIONS_PER_INPUT * fan_in
+    if x_padded.dtype == torch.float32 and fan_in >= SMALL_FAN_IN and not few_positions:
+        return False
+    return positions * fan_in * x_padded.element_size() <= PATCH_BYTES
