@@ -89,12 +89,25 @@ RECIPE_LAYERS = [
 ]
 
 
+UNCACHED_FAST_CONVOLUTIONS = products.fast_float32_convolutions.__wrapped__
+
+
+def on_cpu(monkeypatch: pytest.MonkeyPatch, capability: str) -> None:
+    """Pick products as if torch ran on a CPU of this capability."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.setattr(products, "fast_float32_convolutions", UNCACHED_FAST_CONVOLUTIONS)
+
+
 @pytest.mark.parametrize("layer", RECIPE_LAYERS, ids=str)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
-def test_identical_filters_stay_bit_identical(layer: tuple[int, int, int, int, int], dtype) -> None:
-    """ZerO's identical filters, through the products a layer picks: tied columns of u and
-    tied rows of Σ s·x must come out bit-identical, or rounding silently breaks the ties the
-    study is about."""
+@pytest.mark.parametrize("capability", ["AVX2", "AVX512"])
+def test_identical_filters_stay_bit_identical(
+    layer: tuple[int, int, int, int, int], dtype, capability: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ZerO's identical filters, through the products a layer picks (on either kind of CPU):
+    tied columns of u and tied rows of Σ s·x must come out bit-identical, or rounding silently
+    breaks the ties the study is about."""
+    on_cpu(monkeypatch, capability)
     c_in, size, kernel, c_out, batch = layer
     g = torch.Generator().manual_seed(2)
     x = torch.randn(batch, c_in, size, size, generator=g).to(dtype)
@@ -115,6 +128,7 @@ def test_identical_filters_stay_bit_identical(layer: tuple[int, int, int, int, i
 
 
 def test_which_products_a_layer_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    on_cpu(monkeypatch, "AVX512")
     geometry = Geometry(3, 1, 1)
     small, large = torch.zeros(2, 3, 10, 10), torch.zeros(2, 8, 10, 10)
     assert products.use_patches(small, 27, geometry)  # a small fan-in
@@ -124,6 +138,10 @@ def test_which_products_a_layer_uses(monkeypatch: pytest.MonkeyPatch) -> None:
     layer3 = Geometry(3, 1, 1)
     assert products.use_patches(torch.zeros(10, 384, 9, 9), 3456, layer3)  # 490 positions
     assert not products.use_patches(torch.zeros(32, 384, 9, 9), 3456, layer3)  # 1568
+    # without AVX512 the GEMMs win in float32 at every batch
+    on_cpu(monkeypatch, "AVX2")
+    assert products.use_patches(large, 72, geometry)
+    assert products.use_patches(torch.zeros(32, 384, 9, 9), 3456, layer3)
     size = 2 * 8 * 8 * 27 * 4
     monkeypatch.setattr(products, "PATCH_BYTES", size)
     assert products.use_patches(small, 27, geometry)

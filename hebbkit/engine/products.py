@@ -7,14 +7,15 @@ in that order are a view (:func:`weight_rows`), and a channels-last input holds 
 ``k·k`` contiguous runs. Two ways to compute the products, equal up to float rounding
 (``benchmarks/hebbian_step.py`` times both per layer):
 
-- :class:`PatchProducts` (CPU: bfloat16, or a small fan-in such as layer 1's): one copy out
+- :class:`PatchProducts` (CPU: bfloat16, a small fan-in such as layer 1's, and float32 on
+  CPUs without AVX512): one copy out
   of a strided view of the padded input gives the patch matrix ``(N, k·k·c_in)``, then two
   GEMMs. ``u`` comes out as rows ``(N, c_out)`` and as a channels-last ``(B, c_out, H, W)``
   view without a transpose, and layer 1 (``c_in = 1``) escapes the slow convolution kernels
   for one input channel.
-- :class:`ConvProducts` (GPU; CPU float32 with a large fan-in over many positions; a patch
-  matrix over :data:`PATCH_BYTES`): the convolution kernels, forward and weight gradient, on
-  channels-last tensors.
+- :class:`ConvProducts` (GPU; AVX512 CPUs in float32 with a large fan-in over many
+  positions; a patch matrix over :data:`PATCH_BYTES`): the convolution kernels, forward and
+  weight gradient, on channels-last tensors.
 
 Identical filters (ZerO) must stay exactly identical: every output column of ``u`` and every
 row of a correlation is computed with the same arithmetic for the GEMM shapes used here,
@@ -26,6 +27,7 @@ layers); ``u``, the correlations and the patches handed to a rule are float32.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -36,13 +38,17 @@ PATCH_BYTES = 256 * 1024**2
 #: (Pᵀ·s)ᵀ: several times faster on CPUs for one-channel inputs, and ``sᵀ·P`` would round
 #: tied rows differently there.
 SMALL_FAN_IN = 64
-#: float32 products of a large fan-in use the patch GEMMs too when a batch has at most this
-#: many output positions per input of a neuron: the convolution's weight gradient is slow when
-#: its reduction (over positions) is short. SoftHebb's 1536 × 384×3×3 layer on a 7×7 map
-#: (``benchmarks/hebbian_step.py --recipe recipes/mnist_softhebb_paper.toml --batch B
-#: --precision fp32`` on a 2-core AVX2 CPU), patch GEMMs / conv kernels in images per second:
-#: batch 4 96/56, 10 129/54, 16 147/100, 20 148/81, 32 84/105 (positions per input 0.06–0.45).
+#: On CPUs with AVX512, float32 products of a large fan-in use the patch GEMMs only when a
+#: batch has at most this many output positions per input of a neuron: the convolution's
+#: weight gradient is slow when its reduction (over positions) is short.
 FEW_POSITIONS_PER_INPUT = 1 / 3
+#: CPU capabilities (``torch.backends.cpu.get_cpu_capability()``) whose float32 convolution
+#: kernels beat the patch GEMMs on large fan-ins over many positions. Elsewhere the GEMMs won
+#: at every batch measured: SoftHebb's 1536 × 384×3×3 layer on a 7×7 map on a 2-core AVX2 CPU
+#: (``benchmarks/hebbian_step.py --recipe recipes/mnist_softhebb.toml --batch B --precision
+#: fp32``), patch GEMMs / conv kernels in images per second: batch 4 96/56, 10 129/54,
+#: 16 147/100, 20 148/81, 32 144/105 and 127/88.
+FAST_CONVOLUTION_CPUS = ("AVX512",)
 
 
 @dataclass(frozen=True)
@@ -165,21 +171,34 @@ class ConvProducts:
         return shaped.reshape(shaped.shape[0], -1).float()
 
 
+@cache
+def fast_float32_convolutions() -> bool:
+    """Whether this CPU is one of :data:`FAST_CONVOLUTION_CPUS`."""
+    return torch.backends.cpu.get_cpu_capability().startswith(FAST_CONVOLUTION_CPUS)
+
+
 def use_patches(x_padded: torch.Tensor, fan_in: int, geometry: Geometry) -> bool:
     """Whether :class:`PatchProducts` suits this input: on a CPU, for bfloat16 products, a
-    small fan-in or few positions per input (:data:`FEW_POSITIONS_PER_INPUT`), while its patch
-    matrix fits in :data:`PATCH_BYTES`.
+    small fan-in, a CPU without fast float32 convolutions (:data:`FAST_CONVOLUTION_CPUS`) or
+    few positions per input (:data:`FEW_POSITIONS_PER_INPUT`), while its patch matrix fits in
+    :data:`PATCH_BYTES`.
 
     On CPUs torch sends float32 matrix products to MKL and convolutions to oneDNN, whose
-    float32 kernels are the faster ones for the large layers (``benchmarks/hebbian_step.py``);
-    bfloat16 products go to oneDNN either way, and there the GEMMs beat the convolution's
-    weight gradient. One input channel is slow in every convolution kernel.
+    AVX512 float32 kernels are the faster ones for the large layers
+    (``benchmarks/hebbian_step.py``) and whose AVX2 kernels are not; bfloat16 products go to
+    oneDNN either way, and there the GEMMs beat the convolution's weight gradient. One input
+    channel is slow in every convolution kernel.
     """
     if x_padded.device.type != "cpu":
         return False
     height, width = geometry.out_hw(x_padded.shape[2], x_padded.shape[3])
     positions = x_padded.shape[0] * height * width
     few_positions = positions <= FEW_POSITIONS_PER_INPUT * fan_in
-    if x_padded.dtype == torch.float32 and fan_in >= SMALL_FAN_IN and not few_positions:
+    if (
+        x_padded.dtype == torch.float32
+        and fan_in >= SMALL_FAN_IN
+        and not few_positions
+        and fast_float32_convolutions()
+    ):
         return False
     return positions * fan_in * x_padded.element_size() <= PATCH_BYTES
