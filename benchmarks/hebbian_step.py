@@ -3,9 +3,10 @@
 For every layer, fp32 and bf16, times the two matrix products of a step (u = W·x and Σ y·x)
 computed from the channels-last patch matrix (PatchProducts: a strided copy, two GEMMs) and
 with the convolution kernels (ConvProducts: forward and weight gradient), then a whole
-``HebbianLayer.learn`` step with the path the layer picks (``use_patches``). Prints images per
-second, GFLOP/s and the share of this machine's GEMM limit for the dtype, measured in the
-same run (``machine_limits.py``), and the command to rerun. The best of ``--repeats``
+``HebbianLayer.learn`` step with the path the layer picks (``use_patches``), and the pass of
+the batch through the frozen layers in front that a run's step adds (same precision). Prints
+images per second, GFLOP/s and the share of this machine's GEMM limit for the dtype, measured
+in the same run (``machine_limits.py``), and the command to rerun. The best of ``--repeats``
 timings is kept (the least disturbed by other load on a shared machine).
 
     python benchmarks/hebbian_step.py [--recipe recipes/mnist_softhebb.toml] [--batch 32]
@@ -49,7 +50,8 @@ def main() -> None:
     registry = get_registry()
     recipe = load_recipe(args.recipe, [], registry)
     network = HebbianNetwork.from_recipe(recipe, 1, registry)
-    x = torch.rand(args.batch, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    images = torch.rand(args.batch, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    x = images
     inputs = []
     with torch.no_grad():
         network.eval()
@@ -81,26 +83,35 @@ def main() -> None:
                     lambda layer=layer, x=layer_input: layer.learn(x, 0.0, False), cpu, args.repeats
                 )
                 layer.weight.copy_(saved)
+                layer.eval()
+                for before in network.layers[:index]:
+                    before.compute_dtype = dtype
+                # a run's step also passes the batch through the frozen layers in front
+                frozen = best_seconds(
+                    lambda index=index: network(images, upto=index), cpu, args.repeats
+                )
                 chosen = "patches" if use_patches(padded, layer.fan_in, layer.geometry) else "conv"
                 positions = PatchProducts(padded, weight_rows(weight), layer.geometry).u.shape[0]
             flops = 2 * 2 * positions * layer.weight.shape[0] * layer.fan_in
-            rows.append((index, layer, precision, flops, patches, conv, learn, chosen))
+            rows.append((index, layer, precision, flops, patches, conv, learn, chosen, frozen))
     limits = best_of(limits, machine_limits(cpu))
     print(f"threads: {torch.get_num_threads()}, batch {args.batch}, recipe {args.recipe}")
     print(f"limits (best of before and after): {describe(limits)}")
     print(
         "| layer | precision | GFLOP/batch (u + Σy·x) | patch GEMMs img/s | conv kernels img/s "
-        "| learn() path | learn() img/s | learn() GFLOP/s | % of GEMM limit |"
+        "| learn() path | learn() img/s | learn() GFLOP/s | % of GEMM limit "
+        "| frozen layers ms/batch | run step img/s |"
     )
-    print("| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
-    for index, layer, precision, flops, patches, conv, learn, chosen in rows:
+    print("| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    for index, layer, precision, flops, patches, conv, learn, chosen, frozen in rows:
         shape = "×".join(map(str, layer.weight.shape[1:]))
         rate = flops / learn / 1e9
         share = 100 * rate / limits[f"gemm_{precision}"]
         print(
             f"| {index + 1} ({layer.weight.shape[0]} × {shape}) | {precision} | {flops / 1e9:.2f} "
             f"| {args.batch / patches:.0f} | {args.batch / conv:.0f} | {chosen} "
-            f"| {args.batch / learn:.0f} | {rate:.0f} | {share:.0f}% |"
+            f"| {args.batch / learn:.0f} | {rate:.0f} | {share:.0f}% "
+            f"| {1e3 * frozen:.1f} | {args.batch / (frozen + learn):.0f} |"
         )
     print(f"\nrerun: {shlex.join([Path(sys.executable).name, *sys.argv])}")
 
