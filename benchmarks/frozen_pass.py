@@ -1,0 +1,79 @@
+"""Where the frozen network's forward pass spends its time, per layer of a recipe.
+
+The features pass (every image through the learned network) and the front of a run's
+Hebbian step (the batch through the frozen layers before the learning one) are this pass.
+For each layer it times, on one batch: the products (``u = W·x`` as the layer computes it),
+the activation (a fresh output, as the forward pass does) and the pooling, then the whole
+layer's forward; prints milliseconds per batch, each part's share of the layer, the
+products' GFLOP/s and the elementwise parts' GB/s (one read and one write of ``u``, a lower
+bound), beside this machine's limits measured in the same run (``machine_limits.py``).
+
+    python benchmarks/frozen_pass.py [--recipe recipes/mnist_zero.toml] [--batch 32]
+        [--repeats 10] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+from machine_limits import best_of, best_seconds, describe, machine_limits
+
+from hebbkit.config.recipe import load_recipe
+from hebbkit.engine.network import HebbianNetwork
+from hebbkit.plugins import get_registry
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default="recipes/mnist_zero.toml")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cpu = torch.device("cpu")
+    limits = machine_limits(cpu)
+    registry = get_registry()
+    recipe = load_recipe(args.recipe, [], registry)
+    network = HebbianNetwork.from_recipe(recipe, 1, registry).eval()
+    x = torch.rand(args.batch, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    rows = []
+    with torch.no_grad():
+        for index, layer in enumerate(network.layers):
+            u = layer.preactivation(x)
+            y = layer.activation(u)
+            products = best_seconds(lambda layer=layer, x=x: layer.preactivation(x), cpu)
+            activation = best_seconds(lambda layer=layer, u=u: layer.activation(u), cpu)
+            pooling = best_seconds(lambda layer=layer, y=y: layer.pool(y), cpu)
+            whole = best_seconds(lambda layer=layer, x=x: layer(x), cpu, args.repeats)
+            flops = 2 * u.numel() * layer.fan_in
+            rows.append((index, layer, u, flops, products, activation, pooling, whole))
+            x = layer(x)
+    limits = best_of(limits, machine_limits(cpu))
+    print(f"threads: {torch.get_num_threads()}, batch {args.batch}, recipe {args.recipe}")
+    print(f"limits (best of before and after): {describe(limits)}")
+    print(
+        "| layer | u per batch | products ms (GFLOP/s) | activation ms (GB/s) "
+        "| pooling ms | layer forward ms | activation share |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for index, layer, u, flops, products, activation, pooling, whole in rows:
+        shape = "×".join(map(str, layer.weight.shape[1:]))
+        moved = 2 * u.numel() * u.element_size()
+        print(
+            f"| {index + 1} ({layer.weight.shape[0]} × {shape}) | {'×'.join(map(str, u.shape))} "
+            f"| {1e3 * products:.1f} ({flops / products / 1e9:.0f}) "
+            f"| {1e3 * activation:.1f} ({moved / activation / 1e9:.1f}) "
+            f"| {1e3 * pooling:.1f} | {1e3 * whole:.1f} "
+            f"| {100 * activation / whole:.0f}% |"
+        )
+    print(f"\nrerun: {shlex.join([Path(sys.executable).name, *sys.argv])}")
+
+
+if __name__ == "__main__":
+    main()
