@@ -14,34 +14,20 @@ bound), beside this machine's limits measured in the same run (``machine_limits.
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from pathlib import Path
 
 import torch
+from layer_bench import layer_arguments, recipe_network
 from machine_limits import best_of, best_seconds, describe, machine_limits
-
-from hebbkit.config.recipe import load_recipe
-from hebbkit.engine.network import HebbianNetwork
-from hebbkit.plugins import get_registry
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", default="recipes/mnist_zero.toml")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = layer_arguments(__doc__.splitlines()[0], "recipes/mnist_zero.toml").parse_args()
+    network, x = recipe_network(args)
     cpu = torch.device("cpu")
     limits = machine_limits(cpu)
-    registry = get_registry()
-    recipe = load_recipe(args.recipe, [], registry)
-    network = HebbianNetwork.from_recipe(recipe, 1, registry).eval()
-    x = torch.rand(args.batch, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     rows = []
     with torch.no_grad():
         for index, layer in enumerate(network.layers):

@@ -17,44 +17,31 @@ timings is kept (the least disturbed by other load on a shared machine).
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from pathlib import Path
 
 import torch
+from layer_bench import layer_arguments, recipe_network
 from machine_limits import best_of, best_seconds, describe, machine_limits
 
-from hebbkit.config.recipe import load_recipe
-from hebbkit.engine.network import HebbianNetwork
 from hebbkit.engine.products import ConvProducts, PatchProducts, use_patches, weight_rows
-from hebbkit.plugins import get_registry
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", default="recipes/mnist_softhebb.toml")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=None)
+    parser = layer_arguments(__doc__.splitlines()[0], "recipes/mnist_softhebb.toml")
     parser.add_argument(
         "--precision", nargs="+", choices=list(PRECISIONS), default=list(PRECISIONS)
     )
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    network, images = recipe_network(args)
     cpu = torch.device("cpu")
     limits = machine_limits(cpu)
-    registry = get_registry()
-    recipe = load_recipe(args.recipe, [], registry)
-    network = HebbianNetwork.from_recipe(recipe, 1, registry)
-    images = torch.rand(args.batch, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     x = images
     inputs = []
     with torch.no_grad():
-        network.eval()
         for layer in network.layers:
             inputs.append(x)
             x = layer(x)
