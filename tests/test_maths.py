@@ -492,6 +492,53 @@ def test_activation_matches_loops(registry: Registry, name: str, key: str, value
     assert_close(f(u), ref_activation(u, name, value), rel=1e-5)
 
 
+#: Values that stress ReLU(x)^p: signed zeros, negatives, subnormals, the smallest normal
+#: float32, ordinary and huge values, inf and NaN.
+EDGE_VALUES = [0.0, -0.0, -3.0, -1e-30, 1e-45, 1e-39, 1.2e-38, 1e-30, 1e-10, 0.3, 1.0, 7.5,
+               1e3, 1e20, math.inf, math.nan]  # fmt: skip
+
+
+@pytest.mark.parametrize("power", [0.05, 0.5, 0.7, 1.0, 1.4, 2.0, 2.5, 3.0])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_repu_power_of_edge_values_matches_float64_pow(
+    registry: Registry, power: float, dtype: torch.dtype
+) -> None:
+    component = registry.get("activation", "repu")
+    f = component.build(component.params(power=power))
+    x = torch.tensor(EDGE_VALUES, dtype=dtype).reshape(1, -1, 1, 1)
+    result = f(x).flatten().double()
+    exact = torch.tensor([max(v, 0.0) ** power for v in EDGE_VALUES], dtype=torch.float64)
+    expected = exact.to(dtype).double()  # overflows to inf where dtype does
+    expected[-1] = math.nan  # NaN stays NaN
+    # float32 goes through exp2(p·log2 x) on the CPU: about 2 + 1.5·|p·log2 x| ulps, and
+    # positive values below a floor (the smallest normal number, or its 1/p-th power for
+    # p > 1) count as the floor
+    size = torch.tensor(EDGE_VALUES, dtype=torch.float64).abs().clamp_min(1e-300).log2()
+    ulps = 2 + 1.5 * (power * size).abs()
+    floor = torch.finfo(dtype).tiny ** min(1.0, 1.0 / power)
+    allowed = ulps * torch.finfo(dtype).eps * expected.abs() + 1.001 * floor**power
+    finite = expected.isfinite()
+    assert ((result - expected).abs()[finite] <= allowed[finite]).all(), (result, expected)
+    assert torch.equal(result[~finite].nan_to_num(), expected[~finite].nan_to_num())
+    assert (result[:4] == 0).all()  # zeros and negatives rectify to exactly zero
+    assert result[-2] == math.inf
+
+
+@pytest.mark.parametrize("power", [0.7, 1.4])
+def test_fractional_powers_of_layer_sized_maps_stay_within_16_ulps(
+    registry: Registry, power: float
+) -> None:
+    component = registry.get("activation", "repu")
+    f = component.build(component.params(power=power))
+    u = torch.randn(4, 32, 12, 12, generator=torch.Generator().manual_seed(11)) * 30
+    expected = u.double().relu().pow(power)
+    result = f(u).double()
+    assert torch.equal(result == 0, expected == 0)
+    positive = expected > 0
+    ulp = torch.finfo(torch.float32).eps * torch.exp2(torch.floor(torch.log2(expected[positive])))
+    assert ((result[positive] - expected[positive]).abs() / ulp).max() <= 16
+
+
 # --- poolings ------------------------------------------------------------------------------
 
 

@@ -12,8 +12,30 @@ import torch
 from .params import PowerParams, SoftmaxParams
 
 
-def _power(out: torch.Tensor, power: float) -> torch.Tensor:
-    return out if power == 1 else out.pow_(power)
+def exact_power(power: float) -> bool:
+    """Powers that torch's ``pow`` computes by a product or a square root: fast and exact."""
+    return power.is_integer() or power == 0.5
+
+
+def relu_power_(out: torch.Tensor, power: float) -> torch.Tensor:
+    """``ReLU(out)^power``, in place.
+
+    On CPUs a fractional power of float32 goes through ``exp2(power · log2(·))``, 1.5-2× faster
+    than torch's ``pow`` (``benchmarks/relu_power.py``; ``pow`` was 91% of ``mnist_zero``'s
+    frozen layer), within about 2 + 1.5·|power · log2 x| ulps (a few for activations near 1,
+    where ``pow`` keeps 1). ``log2`` of zero and ``exp2`` into subnormals take slow paths,
+    so values are first raised to a floor whose log and power are normal numbers (positive
+    values below it count as the floor: an error under the floor's power, at most 2⁻¹²⁶ for
+    powers ≥ 1) and the rectified zeros put back by a mask. GPUs keep ``pow``, fast there,
+    and so do other dtypes.
+    """
+    if power == 1:
+        return out.relu_()
+    if exact_power(power) or out.dtype != torch.float32 or out.device.type != "cpu":
+        return out.relu_().pow_(power)
+    kept = out > 0
+    floor = torch.finfo(out.dtype).tiny ** min(1.0, 1.0 / power)
+    return out.clamp_min_(floor).log2_().mul_(power).exp2_().mul_(kept)
 
 
 def triangle(params: PowerParams):
@@ -21,10 +43,10 @@ def triangle(params: PowerParams):
 
     def f(u: torch.Tensor) -> torch.Tensor:
         # one fresh tensor, then in place: these maps are the largest tensors of a run
-        return _power((u - u.mean(dim=1, keepdim=True)).relu_(), params.power)
+        return relu_power_(u - u.mean(dim=1, keepdim=True), params.power)
 
     def in_place(u: torch.Tensor) -> torch.Tensor:
-        return _power(u.sub_(u.mean(dim=1, keepdim=True)).relu_(), params.power)
+        return relu_power_(u.sub_(u.mean(dim=1, keepdim=True)), params.power)
 
     f.in_place = in_place
     return f
@@ -34,10 +56,10 @@ def repu(params: PowerParams):
     """ReLU(u)^power."""
 
     def f(u: torch.Tensor) -> torch.Tensor:
-        return _power(torch.relu(u), params.power)
+        return relu_power_(u.clone(), params.power)
 
     def in_place(u: torch.Tensor) -> torch.Tensor:
-        return _power(u.relu_(), params.power)
+        return relu_power_(u, params.power)
 
     f.in_place = in_place
     return f
