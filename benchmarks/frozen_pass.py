@@ -33,9 +33,13 @@ def main() -> None:
         for index, layer in enumerate(network.layers):
             u = layer.preactivation(x)
             y = layer.activation(u)
-            products = best_seconds(lambda layer=layer, x=x: layer.preactivation(x), cpu)
-            activation = best_seconds(lambda layer=layer, u=u: layer.activation(u), cpu)
-            pooling = best_seconds(lambda layer=layer, y=y: layer.pool(y), cpu)
+            products = best_seconds(
+                lambda layer=layer, x=x: layer.preactivation(x), cpu, args.repeats
+            )
+            activation = best_seconds(
+                lambda layer=layer, u=u: layer.activation(u), cpu, args.repeats
+            )
+            pooling = best_seconds(lambda layer=layer, y=y: layer.pool(y), cpu, args.repeats)
             whole = best_seconds(lambda layer=layer, x=x: layer(x), cpu, args.repeats)
             flops = 2 * u.numel() * layer.fan_in
             rows.append((index, layer, u, flops, products, activation, pooling, whole))

@@ -4,7 +4,8 @@ a recipe's width, per operator (torch's profiler), against this machine's limits
 The features are random half-precision rows of the width the recipe's frozen network gives
 (``mnist_zero``: 28 800); a step's bytes are counted from what it must read and write (the
 gathered rows, their float32 copy read by both products, the weights, gradients and Adam's
-moments), so the printed GB/s says how far the step is from memory speed.
+moments), so the printed GB/s says how far the step is from memory speed. Last, the dropout mask of
+one step alone, and its table lookup against the same lookup over 2-byte rows.
 
     python benchmarks/readout_step.py [--recipe recipes/mnist_zero.toml] [--rows 20000]
         [--steps 400] [--threads N]
@@ -18,7 +19,7 @@ import sys
 import time
 
 import torch
-from machine_limits import describe, machine_limits
+from machine_limits import best_seconds, describe, machine_limits
 from torch.profiler import ProfilerActivity, profile
 
 from hebbkit.config.recipe import load_recipe
@@ -35,6 +36,22 @@ def feature_width(recipe_path: str) -> tuple[int, int, float]:
     with torch.no_grad():
         width = network(torch.zeros(1, 1, 28, 28)).flatten(1).shape[1]
     return width, recipe.readout.batch_size, recipe.readout.dropout
+
+
+def mask_lookup(dropout: BitDropout, count: int) -> str:
+    """The dropout mask of one step: its byte-to-mask table lookup with the table's rows as
+    one wide element each (the engine's) against rows of 2-byte elements."""
+    cpu = torch.device("cpu")
+    symbols = torch.randint(0, 256, (count * dropout.bits // 8,), generator=torch.Generator())
+    narrow = dropout.table.view(dropout.int_dtype).view(256, -1)
+    wide_ms = 1e3 * best_seconds(lambda: dropout.table.index_select(0, symbols), cpu, 50)
+    narrow_ms = 1e3 * best_seconds(lambda: narrow.index_select(0, symbols), cpu, 50)
+    whole_ms = 1e3 * best_seconds(lambda: dropout.mask(count), cpu, 50)
+    return (
+        f"dropout mask of a step: {whole_ms:.3f} ms, of which the table lookup "
+        f"{wide_ms:.3f} ms with {dropout.table.dtype} rows, against {narrow_ms:.3f} ms "
+        f"with rows of {narrow.shape[1]} {dropout.int_dtype} ({narrow_ms / wide_ms:.1f}×)"
+    )
 
 
 def main() -> None:
@@ -82,6 +99,8 @@ def main() -> None:
         f"this machine: {describe(limits)}"
     )
     print(f"a 60 000-image epoch: {seconds * 60_000 / batch:.1f} s")
+    if bits is not None and bits.bits < 16:
+        print(mask_lookup(bits, batch * width))
     print("rerun: python benchmarks/readout_step.py " + shlex.join(sys.argv[1:]))
 
 

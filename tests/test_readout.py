@@ -97,6 +97,30 @@ def test_bit_dropout_keeps_one_minus_p_reproducibly(p: float) -> None:
     assert not torch.equal(mask, BitDropout(p, 8, torch.device("cpu"), torch.int16).mask(200_003))
 
 
+@pytest.mark.parametrize("int_dtype", [torch.int16, torch.int32])
+@pytest.mark.parametrize("p", [0.5, 0.25, 0.75, 0.125, 0.0625, 0.5 + 1 / 256])
+def test_bit_dropout_masks_are_the_drawn_bits_read_one_by_one(
+    p: float, int_dtype: torch.dtype
+) -> None:
+    """The table lookup against a loop over the same random bytes, symbol by symbol."""
+    count, bits = 1_003, mask_bits(p)
+    mask = BitDropout(p, 5, torch.device("cpu"), int_dtype).mask(count)
+    words = torch.randint(
+        -(2**63),
+        2**63 - 1,
+        (math.ceil(count * bits / 64),),
+        dtype=torch.int64,
+        generator=torch.Generator().manual_seed(5),
+    )
+    expected = []
+    for byte in words.view(torch.uint8).tolist():
+        for slot in range(8 // bits):
+            symbol = (byte >> (bits * slot)) & (2**bits - 1)
+            expected.append(-1 if symbol >= round(p * 2**bits) else 0)
+    assert mask.dtype == int_dtype
+    assert mask.tolist() == expected[:count]
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
 @pytest.mark.parametrize("p", [0.5, 0.2, 0.0])
 def test_readout_step_is_autograds_gradient(dtype: torch.dtype, p: float) -> None:

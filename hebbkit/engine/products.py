@@ -8,11 +8,10 @@ in that order are a view (:func:`weight_rows`), and a channels-last input holds 
 (``benchmarks/hebbian_step.py`` times both per layer):
 
 - :class:`PatchProducts` (CPU: bfloat16, a small fan-in such as layer 1's, and float32 on
-  CPUs without AVX512): one copy out
-  of a strided view of the padded input gives the patch matrix ``(N, k·k·c_in)``, then two
-  GEMMs. ``u`` comes out as rows ``(N, c_out)`` and as a channels-last ``(B, c_out, H, W)``
-  view without a transpose, and layer 1 (``c_in = 1``) escapes the slow convolution kernels
-  for one input channel.
+  CPUs without AVX512): one copy out of a strided view of the padded input gives the patch
+  matrix ``(N, k·k·c_in)``, then two GEMMs. ``u`` comes out as rows ``(N, c_out)`` and as
+  a channels-last ``(B, c_out, H, W)`` view without a transpose, and layer 1 (``c_in = 1``)
+  escapes the slow convolution kernels for one input channel.
 - :class:`ConvProducts` (GPU; AVX512 CPUs in float32 with a large fan-in over many
   positions; a patch matrix over :data:`PATCH_BYTES`): the convolution kernels, forward and
   weight gradient, on channels-last tensors.

@@ -38,6 +38,8 @@ STEP_FRACTIONS_LONG = (0.2, 0.35, 0.5, 0.6, 0.7, 0.8, 0.9)
 EVAL_BATCH = 1024
 #: Integer views of the cached features (float16 / bfloat16, float32) for the bitwise AND.
 INT_VIEW = {2: torch.int16, 4: torch.int32}
+#: Widest first: the dtypes a row of the dropout's byte-to-mask table is viewed as.
+WIDE_ROWS = (torch.complex128, torch.int64, torch.int32, torch.int16)
 
 
 def step_milestones(epochs: int, schedule: str) -> list[int]:
@@ -111,7 +113,12 @@ class BitDropout:
             values = torch.arange(256).unsqueeze(1) >> (self.bits * torch.arange(per_byte))
             values = values & (2**self.bits - 1)
             keep = values >= round(p * 2**self.bits)
-            self.table = torch.where(keep, -1, 0).to(int_dtype).to(device)
+            table = torch.where(keep, -1, 0).to(int_dtype)
+            # one wide element per table row: a gather of 16-byte rows is twice as fast as
+            # one of 8 two-byte elements (benchmarks/readout_step.py)
+            row_bytes = per_byte * table.element_size()
+            wide = next(t for t in WIDE_ROWS if row_bytes % t.itemsize == 0)
+            self.table = table.view(wide).view(256, -1).squeeze(1).to(device)
         else:
             self.threshold = round(p * 65536) - 32768  # keep where an int16 draw >= threshold
 
@@ -129,7 +136,7 @@ class BitDropout:
             keep = words.view(torch.int16)[:count] >= self.threshold
             return torch.where(keep, -1, 0).to(self.int_dtype)
         symbols = words.view(torch.uint8).long()
-        return self.table.index_select(0, symbols).view(-1)[:count]
+        return self.table.index_select(0, symbols).view(self.int_dtype).view(-1)[:count]
 
 
 def readout_model(features: int, n_classes: int, dropout: float, device: torch.device) -> nn.Module:
