@@ -511,8 +511,8 @@ def test_repu_power_of_edge_values_matches_float64_pow(
     expected = exact.to(dtype).double()  # overflows to inf where dtype does
     expected[-1] = math.nan  # NaN stays NaN
     # float32 goes through exp2(p·log2 x) on the CPU: about 2 + 1.5·|p·log2 x| ulps, and
-    # positive values below a floor (the smallest normal number, or its 1/p-th power for
-    # p > 1) count as the floor
+    # positive values up to a floor (the smallest normal number, or its 1/p-th power for
+    # p > 1) give zero, an error under the floor's power
     size = torch.tensor(EDGE_VALUES, dtype=torch.float64).abs().clamp_min(1e-300).log2()
     ulps = 2 + 1.5 * (power * size).abs()
     floor = torch.finfo(dtype).tiny ** min(1.0, 1.0 / power)
