@@ -4,8 +4,8 @@ a recipe's width, per operator (torch's profiler), against this machine's limits
 The features are random half-precision rows of the width the recipe's frozen network gives
 (``mnist_zero``: 28 800); a step's bytes are counted from what it must read and write (the
 gathered rows, their float32 copy read by both products, the weights, gradients and Adam's
-moments), so the printed GB/s says how far the step is from memory speed. Last, the dropout mask of
-one step alone, and its table lookup against the same lookup over 2-byte rows.
+moments), so the printed GB/s says how far the step is from memory speed. Last, the dropout
+mask of one step alone, and its table lookup against the same lookup over 2-byte rows.
 
     python benchmarks/readout_step.py [--recipe recipes/mnist_zero.toml] [--rows 20000]
         [--steps 400] [--threads N]

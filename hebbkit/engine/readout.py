@@ -114,8 +114,8 @@ class BitDropout:
             values = values & (2**self.bits - 1)
             keep = values >= round(p * 2**self.bits)
             table = torch.where(keep, -1, 0).to(int_dtype)
-            # one wide element per table row: a gather of 16-byte rows is twice as fast as
-            # one of 8 two-byte elements (benchmarks/readout_step.py)
+            # one wide element per table row: a gather of 16-byte rows is about twice as fast
+            # as one of 8 two-byte elements (benchmarks/readout_step.py)
             row_bytes = per_byte * table.element_size()
             wide = next(t for t in WIDE_ROWS if row_bytes % t.itemsize == 0)
             self.table = table.view(wide).view(256, -1).squeeze(1).to(device)

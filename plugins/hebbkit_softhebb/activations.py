@@ -16,7 +16,8 @@ from .params import PowerParams, SoftmaxParams
 
 
 def exact_power(power: float) -> bool:
-    """Powers that torch's ``pow`` computes by a product or a square root: fast and exact."""
+    """Powers left to torch's ``pow``: integers (2 and 3 are products there, the others keep
+    its last-ulp accuracy) and 0.5 (a square root)."""
     return power.is_integer() or power == 0.5
 
 
@@ -31,16 +32,16 @@ def _zero_below(power: float, floor: float) -> float:
 def relu_power_(out: torch.Tensor, power: float) -> torch.Tensor:
     """``ReLU(out)^power``, in place.
 
-    On CPUs a fractional power of float32 goes through ``exp2(power · log2(·))``: 2-3× faster
-    than torch's ``pow`` (``benchmarks/relu_power.py``; ``pow`` was most of ``mnist_zero``'s
-    frozen layer), within about 2 + 1.5·|power · log2 x| ulps (a few for activations near 1,
-    where ``pow`` keeps 1). ``log2`` of zero and ``exp2`` into subnormals take slow paths, so
-    values up to zero are first raised to a floor whose log and power are normal numbers, and
-    results up to the floor's power are set to zero after; positive values below the floor
-    also give zero, an error under the floor's power (2⁻⁸⁸ at power 0.7, 2⁻¹²⁶ for powers
-    ≥ 1). Thresholds rather than a mask: multiplying by a boolean mask converts it to float
-    first, which cost more than the power. GPUs keep ``pow``, fast there, and so do other
-    dtypes.
+    On CPUs a fractional power of float32 goes through ``exp2(power · log2(·))``: 3.5-4×
+    faster than torch's ``pow`` (``benchmarks/relu_power.py``; ``pow`` was most of
+    ``mnist_zero``'s frozen layer), within about 2 + 1.5·|power · log2 x| ulps (a few for
+    activations near 1, where ``pow`` keeps 1). ``log2`` of zero and ``exp2`` into subnormals
+    take slow paths, so values up to zero are first raised to a floor whose log and power are
+    normal numbers, and results up to the floor's power are set to zero after; positive values
+    below the floor also give zero, an error under the floor's power (2⁻⁸⁸ at power 0.7, 2⁻¹²⁶
+    for powers ≥ 1). Thresholds rather than a mask: multiplying by a boolean mask converts it
+    to float first, which cost more than the power. GPUs keep ``pow``, fast there, and so do
+    other dtypes.
     """
     if power == 1:
         return out.relu_()
