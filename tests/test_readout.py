@@ -17,9 +17,12 @@ from hebbkit.engine.readout import (
     BitDropout,
     ReadoutStep,
     cosine_factor,
+    feature_blocks,
+    from_blocks,
     mask_bits,
     readout_phase,
     step_milestones,
+    to_blocks,
 )
 
 
@@ -121,19 +124,40 @@ def test_bit_dropout_masks_are_the_drawn_bits_read_one_by_one(
     assert mask.tolist() == expected[:count]
 
 
+@pytest.mark.parametrize(
+    ("width", "blocks"), [(1023, 1), (1024, 1), (2048, 2), (3072, 3), (28_800, 25), (4099, 1)]
+)
+def test_feature_blocks_are_the_most_divisors_of_min_block_or_more(width, blocks) -> None:
+    assert feature_blocks(width) == blocks
+    assert width % blocks == 0 and width // blocks >= min(width, 1024)
+
+
+def test_blocks_round_trip_and_hold_each_block_contiguous() -> None:
+    weight = torch.arange(4 * 24.0).view(4, 24)
+    blocked = to_blocks(weight, 3)
+    assert blocked.shape == (3, 4, 8) and blocked.is_contiguous()
+    for block in range(3):
+        assert torch.equal(blocked[block], weight[:, 8 * block : 8 * block + 8])
+    assert torch.equal(from_blocks(blocked), weight)
+
+
+@pytest.mark.parametrize("blocks", [None, 3, 8])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
 @pytest.mark.parametrize("p", [0.5, 0.2, 0.0])
-def test_readout_step_is_autograds_gradient(dtype: torch.dtype, p: float) -> None:
-    """The step's gradient and loss equal autograd's on dropout(x) → linear → cross-entropy."""
+def test_readout_step_is_autograds_gradient(
+    dtype: torch.dtype, p: float, blocks: int | None
+) -> None:
+    """The step's gradient and loss equal autograd's on dropout(x) → linear → cross-entropy,
+    whatever blocks the products are split into."""
     g = torch.Generator().manual_seed(0)
-    features = torch.randn(40, 23, generator=g).to(dtype)
+    features = torch.randn(40, 24, generator=g).to(dtype)
     labels = torch.randint(0, 4, (40,), generator=g)
     index = torch.randperm(40, generator=g)[:13]
-    linear = nn.Linear(23, 4)
+    linear = nn.Linear(24, 4)
     reference = copy.deepcopy(linear)
     int_dtype = torch.int16 if dtype == torch.float16 else torch.int32
     dropout = BitDropout(p, 3, torch.device("cpu"), int_dtype) if p else None
-    step = ReadoutStep(features, labels, linear, dropout, batch_size=16)
+    step = ReadoutStep(features, labels, linear, dropout, batch_size=16, blocks=blocks)
     step(index)
     x = features[index].float()
     if p:
@@ -141,7 +165,7 @@ def test_readout_step_is_autograds_gradient(dtype: torch.dtype, p: float) -> Non
         x = x * (keep == -1) / (1 - p)
     loss = F.cross_entropy(reference(x), labels[index])
     loss.backward()
-    torch.testing.assert_close(linear.weight.grad, reference.weight.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(step.weight_grad(), reference.weight.grad, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(linear.bias.grad, reference.bias.grad, rtol=1e-5, atol=1e-6)
     loss_sum, correct = step.take_epoch_sums()
     assert loss_sum == pytest.approx(loss.item() * 13, rel=1e-5)
@@ -156,3 +180,37 @@ def test_readout_is_reproducible_and_learns() -> None:
     rows = _readout("step", epochs=3)
     assert results(rows) == results(_readout("step", epochs=3))
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+
+
+def test_readout_step_rejects_blocks_that_do_not_divide_the_width() -> None:
+    features, labels = torch.zeros(4, 10), torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match="3 blocks do not divide 10 features"):
+        ReadoutStep(features, labels, nn.Linear(10, 2), None, batch_size=2, blocks=3)
+
+
+def test_split_products_train_the_linear_as_one_product_does() -> None:
+    """Ten Adam steps with the products split into blocks and unsplit: the same weights up
+    to float rounding, and the Linear holds the trained weight after write_back()."""
+    g = torch.Generator().manual_seed(1)
+    features = torch.randn(64, 3072, generator=g).to(torch.float16)
+    labels = torch.randint(0, 10, (64,), generator=g)
+    trained = []
+    for blocks in (1, None):
+        torch.manual_seed(0)
+        linear = nn.Linear(3072, 10)
+        dropout = BitDropout(0.5, 4, torch.device("cpu"), torch.int16)
+        step = ReadoutStep(features, labels, linear, dropout, batch_size=32, blocks=blocks)
+        optimizer = torch.optim.Adam(step.parameters(), lr=1e-3)
+        for start in range(0, 320, 32):
+            step(torch.arange(start, start + 32) % 64)
+            optimizer.step()
+        step.write_back()
+        torch.testing.assert_close(linear.weight, from_blocks(step.weight), rtol=0, atol=0)
+        trained.append((step.blocks, linear.weight.detach().clone(), linear.bias.detach().clone()))
+    (one, weight_one, bias_one), (split, weight_split, bias_split) = trained
+    assert (one, split) == (1, 3)
+    torch.testing.assert_close(weight_split, weight_one, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(bias_split, bias_one, rtol=1e-4, atol=1e-5)
+    torch.manual_seed(0)
+    initial = nn.Linear(3072, 10).weight.detach()
+    assert (weight_one - initial).abs().max() > 5e-3  # ten steps of rate 1e-3 moved it
