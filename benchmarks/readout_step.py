@@ -7,7 +7,8 @@ gathered rows, their float32 copy read by both products, the weights, gradients 
 moments), so the printed GB/s says how far the step is from memory speed. The step runs with
 its products split into blocks of the feature axis (the engine's ``feature_blocks``) and as
 one product each, alternating (``--rounds``), the best round of each kept. Last, the dropout
-mask of one step alone, and its table lookup against the same lookup over 2-byte rows.
+mask of one step alone, and its table lookup against the same lookup over 2-byte rows; and
+``accuracy()`` on 10 000 cached rows against a fresh float32 copy per batch of 1 024 rows.
 
     python benchmarks/readout_step.py [--recipe recipes/mnist_zero.toml] [--rows 20000]
         [--steps 400] [--rounds 3] [--threads N]
@@ -28,9 +29,11 @@ from torch.profiler import ProfilerActivity, profile
 from hebbkit.config.recipe import load_recipe
 from hebbkit.engine.network import HebbianNetwork
 from hebbkit.engine.readout import (
+    EVAL_BYTES,
     INT_VIEW,
     BitDropout,
     ReadoutStep,
+    accuracy,
     adam,
     feature_blocks,
     readout_model,
@@ -62,6 +65,31 @@ def mask_lookup(dropout: BitDropout, count: int) -> str:
         f"{wide_ms:.3f} ms with {dropout.table.dtype} rows, against {narrow_ms:.3f} ms "
         f"with rows of {narrow.shape[1]} {dropout.int_dtype} ({narrow_ms / wide_ms:.1f}×)"
     )
+
+
+def evaluation_times(features: torch.Tensor, labels: torch.Tensor, rows: int) -> str:
+    """``accuracy()`` on ``rows`` cached rows against a fresh float32 copy per 1 024 rows."""
+    model = readout_model(features.shape[1], 10, 0.0, torch.device("cpu")).eval()
+    features, labels = features[:rows], labels[:rows]
+
+    @torch.no_grad()
+    def fresh_copies() -> None:
+        for start in range(0, rows, 1024):
+            model(features[start : start + 1024].float()).argmax(1)
+
+    engine = min(seconds_of(lambda: accuracy(model, features, labels)) for _ in range(3))
+    fresh = min(seconds_of(fresh_copies) for _ in range(3))
+    return (
+        f"evaluation of {rows} rows: {engine * 1e3:.0f} ms (float32 buffer of "
+        f"{max(1, EVAL_BYTES // (4 * features.shape[1]))} rows), against {fresh * 1e3:.0f} ms "
+        f"with a fresh float32 copy per 1 024 rows ({fresh / engine:.1f}×)"
+    )
+
+
+def seconds_of(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
 
 
 def seconds_per_step(
@@ -134,6 +162,7 @@ def main() -> None:
             f"best of {args.rounds} alternating rounds of {steps} steps)"
         )
     print(f"a 60 000-image epoch: {seconds * 60_000 / batch:.1f} s")
+    print(evaluation_times(features, labels, min(10_000, args.rows)))
     if dropout > 0:
         bits = BitDropout(dropout, 1, cpu, INT_VIEW[2])
         if bits.bits < 16:

@@ -16,6 +16,7 @@ from hebbkit.engine.progress import QuietProgress
 from hebbkit.engine.readout import (
     BitDropout,
     ReadoutStep,
+    accuracy,
     cosine_factor,
     feature_blocks,
     from_blocks,
@@ -214,3 +215,24 @@ def test_split_products_train_the_linear_as_one_product_does() -> None:
     torch.manual_seed(0)
     initial = nn.Linear(3072, 10).weight.detach()
     assert (weight_one - initial).abs().max() > 5e-3  # ten steps of rate 1e-3 moved it
+
+
+@pytest.mark.parametrize("batch", [None, 1, 7, 40, 1000])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_accuracy_counts_right_labels_in_any_batch(batch: int | None, dtype) -> None:
+    """Batched through one float32 buffer (the last batch shorter): the share a direct loop
+    over the rows counts."""
+    g = torch.Generator().manual_seed(2)
+    features = torch.randn(41, 9, generator=g).to(dtype)
+    labels = torch.randint(0, 3, (41,), generator=g)
+    model = nn.Sequential(nn.Dropout(0.5), nn.Linear(9, 3))
+    with torch.no_grad():
+        right = sum(int(model[1](features[i].float()).argmax() == labels[i]) for i in range(41))
+    assert 0 < right < 41
+    assert accuracy(model, features, labels, batch) == right / 41
+    assert not model.training  # dropout off while evaluating
+
+
+def test_accuracy_of_no_rows_is_zero() -> None:
+    model = nn.Sequential(nn.Dropout(0.5), nn.Linear(9, 3))
+    assert accuracy(model, torch.zeros(0, 9), torch.zeros(0, dtype=torch.long)) == 0.0

@@ -36,8 +36,8 @@ Record = Callable[[dict[str, Any]], None]
 #: Fractions of the read-out epochs at which the rate halves (algorithms.md §3).
 STEP_FRACTIONS_MEDIUM = (0.5, 0.75)
 STEP_FRACTIONS_LONG = (0.2, 0.35, 0.5, 0.6, 0.7, 0.8, 0.9)
-#: Rows per evaluation batch: large enough for the GEMM, small enough to stay in cache.
-EVAL_BATCH = 1024
+#: Float32 bytes per evaluation batch: the converted rows stay in cache for the product.
+EVAL_BYTES = 8 * 2**20
 #: Integer views of the cached features (float16 / bfloat16, float32) for the bitwise AND.
 INT_VIEW = {2: torch.int16, 4: torch.int32}
 #: Widest first: the dtypes a row of the dropout's byte-to-mask table is viewed as.
@@ -78,14 +78,25 @@ def rate_schedule(
 
 @torch.no_grad()
 def accuracy(
-    model: nn.Module, features: torch.Tensor, labels: torch.Tensor, batch: int = EVAL_BATCH
+    model: nn.Module, features: torch.Tensor, labels: torch.Tensor, batch: int | None = None
 ) -> float:
+    """Share of ``features`` rows the model labels right, converted to float32 a cache-sized
+    batch at a time into one buffer (a fresh 100 MB conversion per batch of 1 024 wide rows
+    took three times as long: ``python benchmarks/readout_step.py`` times both)."""
     model.eval()
+    count = features.shape[0]
+    row_bytes = 4 * max(1, features[0].numel()) if count else 4
+    batch = batch or max(1, EVAL_BYTES // row_bytes)
+    buffer = torch.empty(
+        min(batch, count), *features.shape[1:], dtype=torch.float32, device=features.device
+    )
     correct = torch.zeros((), dtype=torch.long, device=labels.device)
-    for start in range(0, features.shape[0], batch):
-        logits = model(features[start : start + batch].float())
-        correct += (logits.argmax(1) == labels[start : start + batch]).sum()
-    return correct.item() / max(1, features.shape[0])
+    for start in range(0, count, batch):
+        part = features[start : start + batch]
+        x = buffer[: part.shape[0]]
+        x.copy_(part)
+        correct += (model(x).argmax(1) == labels[start : start + batch]).sum()
+    return correct.item() / max(1, count)
 
 
 def mask_bits(p: float) -> int:
