@@ -14,6 +14,7 @@ from hebbkit.cli.app import app
 from hebbkit.cli.study import _command
 from hebbkit.config.recipe import load_recipe
 from hebbkit.engine import precision as precision_module
+from hebbkit.engine.allocator import keep_freed_memory
 from hebbkit.engine.network import HebbianNetwork
 from hebbkit.engine.precision import (
     BF16_MIN_FAN_IN,
@@ -155,6 +156,7 @@ def test_bf16_run_records_its_precision(tmp_path: Path, precision: str, dtype: s
     assert "precision" not in (out / "recipe.toml").read_text()  # a machine setting
     assert summary["test_accuracy"] > 0.3  # chance is 0.1
     assert summary["hardware"]["native_bf16"] == native_bf16(torch.device("cpu"))
+    assert summary["hardware"]["keeps_freed_memory"] == keep_freed_memory()
     # the warning, exactly where bfloat16 is emulated and some layer uses it
     warned = "no bfloat16 arithmetic" in " ".join(result.output.split())
     assert warned == (dtype == "bfloat16" and not native_bf16(torch.device("cpu")))

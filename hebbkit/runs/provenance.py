@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from hebbkit.config.recipe import COMPONENT_FIELDS, Recipe
+from hebbkit.engine.allocator import keep_freed_memory
 from hebbkit.engine.precision import native_bf16
 from hebbkit.registry import Registry
 
@@ -48,6 +49,8 @@ def hardware(device: torch.device) -> dict[str, Any]:
         # "AMD EPYC" names machines with and without AVX512: bf16 timings depend on this
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "native_bf16": native_bf16(device),
+        # glibc malloc keeps freed pages (hebbkit.engine.allocator): speed only
+        "keeps_freed_memory": keep_freed_memory(),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)

@@ -32,6 +32,7 @@ from hebbkit.config.recipe import (
     recipe_toml,
 )
 from hebbkit.config.toml import os_reason
+from hebbkit.engine.allocator import keep_freed_memory
 from hebbkit.engine.diagnostics import describe_layers
 from hebbkit.engine.network import HebbianNetwork
 from hebbkit.engine.precision import (
@@ -446,6 +447,7 @@ def run_recipe(
     rows: list[dict[str, Any]] = []
     winners: list[dict[str, Any]] = []
 
+    keep_freed_memory()  # same numbers, fewer page faults per step
     started_at = utc_now()
     clock = Stopwatch()
     with staged_folder(out, overwrite) as folder, pinned_numerics(machine.precision):
