@@ -11,7 +11,7 @@ the same seed (none is expected: precision is a machine setting, not a recipe ke
     hebbkit grid recipes/study/table5.toml --only 2-layer --seeds 0-3 --precision bf16 \\
         --out runs/study/table5-bf16 -q
     python benchmarks/precision_accuracy.py \\
-        fp32=/work/exp/runs/study/table5/2-layer bf16=runs/study/table5-bf16/2-layer
+        fp32=runs/study/table5/2-layer bf16=runs/study/table5-bf16/2-layer
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 # Large blocks of mixed sizes allocated and freed per round, as a Hebbian step does. Under
 # glibc's defaults the free space at the top of the heap often passes the trim threshold and
 # is given back, so later rounds fault the pages in again (how often depends on the heap's
-# history: 0.5-19 thousand faults per round in repeated runs here); with the raised
+# history: 0 to 19 thousand faults per round in repeated runs here); with the raised
 # thresholds no round faults. One thread: OpenMP workers first-touch pages of their own.
 FAULTS_PER_ROUND = """
 import json, resource, sys, torch

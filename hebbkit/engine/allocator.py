@@ -6,9 +6,9 @@ of its heap passes a trim threshold that, by default, only grows to twice the la
 freed so far; every later allocation then faults its pages in again, zero-filled by the kernel
 (about 12 000 page faults per step in SoftHebb's 1 536-neuron layer under ``bf16-auto`` on a
 2-core CPU: 114 against 72 ms per step with the pages kept; ``benchmarks/page_faults.py``).
-Raising both thresholds keeps the pages:
-the numbers computed are the same, only where the memory comes from changes. The process holds
-up to :data:`TRIM_THRESHOLD` more memory after its peak than before; its peak is unchanged.
+Raising both thresholds keeps the pages: the numbers computed are the same, only where the
+memory comes from changes. After its peak the process keeps up to :data:`TRIM_THRESHOLD` of
+freed memory instead of returning it.
 """
 
 from __future__ import annotations
