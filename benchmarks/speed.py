@@ -1,6 +1,6 @@
 """Per phase of a recipe: seconds, work (FLOPs and bytes moved) and the share of this
 machine's GEMM and memory-bandwidth limits, measured in the same process, per precision
-(fp32, bf16, bf16-auto).
+(fp32, bf16, bf16-auto, or auto: the default, as this machine resolves it).
 
 Runs the recipe end to end (``run_recipe``, as ``hebbkit run`` does) once per precision and
 repeat, alternating the precisions so that a changing machine load hits both alike, and
@@ -14,7 +14,7 @@ read-out's forward and weight-gradient products); bytes as one write and one rea
 tensor a phase materialises (patch matrices, u, y, pooled maps, feature rows, the read-out's
 batch, mask and float copy, Adam's four tensors), a lower bound on its memory traffic.
 
-    python benchmarks/speed.py recipes/mnist_zero.toml [--precision fp32 bf16 bf16-auto]
+    python benchmarks/speed.py recipes/mnist_zero.toml [--precision fp32 bf16 bf16-auto auto]
         [--repeats 1] [--threads N] [--data-root DIR] [--device cpu|cuda] [-s key=value ...]
         [--json FILE]
 
@@ -191,7 +191,10 @@ def run_once(args: argparse.Namespace, precision: str, out: Path) -> dict[str, A
         recipe.readout.batch_size,
         {"hebbian": recipe.hebbian.epochs, "readout": recipe.readout.epochs},
         10,
-        [torch.empty(0, dtype=compute_dtype(precision, s.fan_in)).element_size() for s in shapes],
+        [
+            torch.empty(0, dtype=compute_dtype(machine.precision, s.fan_in)).element_size()
+            for s in shapes
+        ],
         cache_size,
     )
     phases: dict[str, dict[str, Any]] = {}
@@ -203,7 +206,10 @@ def run_once(args: argparse.Namespace, precision: str, out: Path) -> dict[str, A
     for key, (flops, data, dtype) in work.items():
         phases[key].update({"gflop": flops / GIGA, "gbytes": data / GIGA, "dtype": dtype})
     return {
-        "precision": precision,
+        # auto as this machine resolved it, e.g. "auto (bf16-auto)"
+        "precision": precision
+        if precision == machine.precision
+        else f"{precision} ({machine.precision})",
         "test_accuracy": summary["test_accuracy"],
         "seconds": summary["seconds"]["total"],
         "cpu_seconds": cpu,

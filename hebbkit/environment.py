@@ -22,8 +22,8 @@ VARIABLES: dict[str, str] = {
     "HEBBKIT_DEVICE": "cpu, cuda or cuda:N; --device wins",
     "HEBBKIT_RUNS": "folder of run, grid and search folders (default ./runs)",
     "HEBBKIT_MAX_MEMORY": "most memory a run may plan to use, e.g. 8GiB; --max-memory wins",
-    "HEBBKIT_PRECISION": "fp32, bf16, bf16-auto or tf32: numerics of the Hebbian phase; "
-    "--precision wins",
+    "HEBBKIT_PRECISION": "auto (default), fp32, bf16, bf16-auto or tf32: numerics of the "
+    "Hebbian phase; --precision wins",
     "HEBBKIT_LOAD_PLUGINS": "comma-separated third-party plugins to load (default: all)",
     "HEBBKIT_DISABLE_PLUGIN_AUTOLOAD": "1: load no third-party plugin",
     "HEBBKIT_TRACE_PLUGINS": "1: log plugin loading and hook calls to stderr",

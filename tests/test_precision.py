@@ -18,36 +18,80 @@ from hebbkit.engine.allocator import keep_freed_memory
 from hebbkit.engine.network import HebbianNetwork
 from hebbkit.engine.precision import (
     BF16_MIN_FAN_IN,
+    PRECISIONS,
     bf16_caution,
     compute_dtype,
+    cpu_bf16_arithmetic,
     native_bf16,
     pinned_numerics,
+    resolve_precision,
     tf32_state,
 )
 from hebbkit.environment import unknown_variables
 from hebbkit.errors import HebbkitError
 from hebbkit.plugins import get_registry
 from hebbkit.runs.grid import check_finished, load_grid
-from hebbkit.runs.options import ray_options
+from hebbkit.runs.options import RayOptions, ray_options
 from hebbkit.runs.reuse import HebbianCache, HebbianState
 from hebbkit.runs.run import Machine, precision_setting
 from tests.conftest import RECIPES, REPO
-from tests.grid_helpers import invoke, user_error, write_grid
+from tests.grid_helpers import invoke, mnist_data, user_error, write_grid
 
 runner = CliRunner()
 
 
-def test_flag_then_environment_then_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_flag_then_environment_then_auto(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HEBBKIT_PRECISION", raising=False)
-    assert precision_setting() == "fp32"
+    assert precision_setting() == "auto"
     monkeypatch.setenv("HEBBKIT_PRECISION", "BF16")
     assert precision_setting() == "bf16"
     assert precision_setting("fp32") == "fp32"
     assert Machine(device=torch.device("cpu")).precision == "bf16"
 
 
+@pytest.mark.parametrize(("bf16_cpu", "on_cpu"), [(True, "bf16-auto"), (False, "fp32")])
+def test_auto_resolves_for_the_device(
+    monkeypatch: pytest.MonkeyPatch, bf16_cpu: bool, on_cpu: str
+) -> None:
+    """auto: bf16-auto only on a CPU with bfloat16 instructions; GPUs keep strict fp32."""
+    monkeypatch.setattr(precision_module, "cpu_bf16_arithmetic", lambda: bf16_cpu)
+    monkeypatch.delenv("HEBBKIT_PRECISION", raising=False)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_precision("auto", cpu) == on_cpu
+    assert resolve_precision("auto", cuda) == "fp32"
+    for given in PRECISIONS:
+        assert resolve_precision(given, cpu) == resolve_precision(given, cuda) == given
+    assert Machine(device=cpu).precision == on_cpu  # resolved once, where the run's device is
+    assert Machine(device=cpu, precision="fp32").precision == "fp32"
+    assert cpu_trials().precision == on_cpu  # trials are sent a precision, never auto
+
+
+def test_cpu_bf16_arithmetic_reads_the_instruction_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    capabilities = torch.cpu.get_capabilities()
+    expected = bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+    assert cpu_bf16_arithmetic() is expected
+    for found, answer in (
+        ({"avx512_bf16": False, "amx_bf16": True}, True),
+        ({"avx512_bf16": True}, True),
+        ({"avx2": True, "avx512_f": True}, False),  # AVX512 alone emulates bfloat16
+    ):
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda found=found: found)
+        assert cpu_bf16_arithmetic() is answer
+
+    def broken() -> dict[str, bool]:
+        raise RuntimeError("cpuinfo failed")
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", broken)
+    assert cpu_bf16_arithmetic() is False
+    monkeypatch.delattr(torch.cpu, "get_capabilities")  # an older torch: float32 then
+    assert cpu_bf16_arithmetic() is False
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+
+
 def test_unknown_precision_names_its_source(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(HebbkitError, match=r"--precision 'fp16'.*fp32, bf16, bf16-auto, tf32"):
+    with pytest.raises(
+        HebbkitError, match=r"--precision 'fp16'.*auto, fp32, bf16, bf16-auto, tf32"
+    ):
         precision_setting("fp16")
     monkeypatch.setenv("HEBBKIT_PRECISION", "half")
     with pytest.raises(HebbkitError, match="HEBBKIT_PRECISION='half' is not a precision"):
@@ -59,16 +103,21 @@ def test_tf32_needs_a_gpu() -> None:
     with pytest.raises(HebbkitError, match="tf32 exists only on CUDA"):
         Machine(device=torch.device("cpu"), precision="tf32")
     with pytest.raises(HebbkitError, match="tf32 exists only on CUDA"):
-        ray_options(
-            address=None,
-            cpus=1,
-            gpus=0,
-            max_concurrent=None,
-            device=None,
-            data_root=Path("data"),
-            offline=True,
-            precision="tf32",
-        )
+        cpu_trials("tf32")
+
+
+def cpu_trials(precision: str = "auto") -> RayOptions:
+    """A local search's options for trials on the CPU, in ``precision``."""
+    return ray_options(
+        address=None,
+        cpus=1,
+        gpus=0,
+        max_concurrent=None,
+        device=None,
+        data_root=Path("data"),
+        offline=True,
+        precision=precision,
+    )
 
 
 def test_compute_dtypes() -> None:
@@ -216,11 +265,40 @@ def test_grid_refuses_finished_runs_of_another_precision(tmp_path: Path) -> None
     check_finished(out, plan.runs[0], get_registry(), "fp32")  # no recipe.toml: trusted
 
 
-GRID = """\
-name = "readout-lr"
-base = "base.toml"
-seeds = [0]
+@pytest.mark.integration
+def test_grid_on_auto_continues_in_its_runs_precision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On auto a grid continues its folder in the precision its finished runs used, also on
+    a machine that would start a new grid in another one; a new grid takes the machine's."""
+    monkeypatch.setattr(precision_module, "cpu_bf16_arithmetic", lambda: True)
+    monkeypatch.delenv("HEBBKIT_PRECISION", raising=False)
+    data = mnist_data()
+    grid = write_grid(tmp_path, HEBBIAN_GRID)  # no phase to share between its runs
+    out = tmp_path / "out"
+    finished = out / "0.08" / "seed0"
+    finished.mkdir(parents=True)
+    (finished / "summary.json").write_text(json.dumps({"test_accuracy": 0.5}))  # fp32: no key
+    dry = invoke("grid", grid, "--out", out, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "1 finished, 1 to run" in " ".join(dry.stdout.split())
+    result = invoke("grid", grid, "--out", out, "--data-root", data, "--offline", "-q")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "0.04" / "seed0" / "summary.json").read_text())
+    assert summary["precision"] == "fp32"
+    command = json.loads((out / "grid.json").read_text())["command"]
+    assert command[command.index("--precision") + 1] == "fp32"  # reruns the same elsewhere
+    fresh = tmp_path / "fresh"
+    dry = invoke("grid", grid, "--out", fresh, "--only", "0.08", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "bf16-auto" in dry.stdout  # auto as this (patched) machine resolves it
+    assert "1 to run" in " ".join(dry.stdout.split())
 
-[grid]
-"readout.lr" = [0.001, 0.003]
-"""
+
+def one_key_grid(name: str, key: str, values: str) -> str:
+    """A grid file over ``base.toml`` with one seed and one key's values."""
+    return f'name = "{name}"\nbase = "base.toml"\nseeds = [0]\n\n[grid]\n"{key}" = {values}\n'
+
+
+GRID = one_key_grid("readout-lr", "readout.lr", "[0.001, 0.003]")
+HEBBIAN_GRID = one_key_grid("hebbian-lr", "layers.0.plasticity.lr", "[0.08, 0.04]")

@@ -20,7 +20,7 @@ from hebbkit.reports.collect import (
     initial_first_layer,
     learned_first_layer,
 )
-from hebbkit.reports.report import results_frame, results_markdown
+from hebbkit.reports.report import _overview, results_frame, results_markdown, runs_frame
 from hebbkit.runs import pictures
 from tests.grid_helpers import invoke, mnist_data, shared_tiny_grid, user_error, write_grid
 from tests.picture_helpers import PNG, assert_tight
@@ -376,6 +376,27 @@ def test_rows_off_the_studys_protocol_are_marked_without_a_difference(tmp_path: 
     text = results_markdown(collection, "fake")
     assert table_row(text, "quick") == ["quick", "1", "86.00 ‡", "s0=86.00", "–", "96.07", "–"]
     assert "‡ Not the study's protocol, so no difference is shown: quick: data.train_subset" in text
+
+
+def test_seeds_of_several_precisions_are_marked_without_a_difference(tmp_path: Path) -> None:
+    """One mean ± std is one precision's: a label whose seeds mix them is marked, with which
+    seed ran in which, and the report's overview names every precision found."""
+    runs = [fake_run(tmp_path, "random", seed, 0.98) for seed in range(3)]
+    runs[1].summary["precision"] = "fp32"  # runs[0] recorded none: fp32 too
+    runs[2].summary["precision"] = "bf16-auto"
+    info = GridInfo("fake", None, {"labels": ["random"], "study": {"figures": {"random": 98.9}}})
+    collection = Collection(runs, {"fake": info})
+    (row,) = results_frame(collection, "fake").iter_rows(named=True)
+    assert row["difference"] is None and row["seeds"] == 3
+    assert row["protocol"] == "seeds in more than one precision: fp32 (s0, s1), bf16-auto (s2)"
+    text = results_markdown(collection, "fake")
+    assert table_row(text, "random")[2] == "98.00 ± 0.00 ‡"
+    assert "random: seeds in more than one precision" in text
+    single = Collection(runs[:2], {"fake": info})
+    (row,) = results_frame(single, "fake").iter_rows(named=True)
+    assert row["protocol"] == "" and row["difference"] == pytest.approx(98.0 - 98.9)
+    assert "Precision: fp32, bf16-auto." in _overview(runs_frame(collection))
+    assert "Precision: fp32." in _overview(runs_frame(single))
 
 
 def test_a_grid_run_with_protocol_overrides_is_marked(tmp_path: Path) -> None:

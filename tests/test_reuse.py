@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,20 @@ def run(recipe_path: Path, out: Path, *extra: str) -> dict[str, Any]:
     return json.loads((out / "summary.json").read_text())
 
 
+def copy_with_summary(
+    folder: Path, target: Path, edit: Callable[[dict[str, Any]], dict[str, Any]]
+) -> Path:
+    """A copy of the run ``folder``'s files at ``target``, its summary.json passed through
+    ``edit``."""
+    target.mkdir()
+    for path in folder.iterdir():
+        if path.is_file():
+            (target / path.name).write_bytes(path.read_bytes())
+    stored = json.loads((target / "summary.json").read_text())
+    (target / "summary.json").write_text(json.dumps(edit(stored)))
+    return target
+
+
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, Any]]:
     """A finished two-layer run: (its recipe file, its folder, its summary)."""
@@ -161,7 +176,7 @@ def test_hebbian_from_trains_another_read_out(
 def test_hebbian_from_refuses_another_hebbian_config(
     source: tuple[Path, Path, dict[str, Any]], tmp_path: Path
 ) -> None:
-    recipe_path, folder, _ = source
+    recipe_path, folder, summary = source
     args = ["run", recipe_path, "--out", tmp_path / "x", "--data-root", mnist_data()]
     output = user_error(*args, "--hebbian-from", folder, "-s", "layers.1.kernel=5")
     assert "layers.1.kernel is 3 there but 5 here" in output
@@ -170,8 +185,26 @@ def test_hebbian_from_refuses_another_hebbian_config(
     assert "not a finished run" in user_error(*args, "--hebbian-from", tmp_path)
     # the same recipe learns other weights in bf16: a phase is reused only in its precision
     output = user_error(*args, "--hebbian-from", folder, "--precision", "bf16")
-    assert "learnt its Hebbian weights with --precision fp32" in output
+    assert f"learnt its Hebbian weights with --precision {summary['precision']}" in output
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.integration
+def test_hebbian_from_on_auto_continues_in_the_runs_precision(
+    source: tuple[Path, Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """Without --precision a reuse computes in the precision of the run it reuses, whatever
+    auto would pick on this machine; an explicit other precision is still refused."""
+    recipe_path, folder, _ = source
+    bf16 = copy_with_summary(
+        folder, tmp_path / "bf16", lambda stored: {**stored, "precision": "bf16"}
+    )
+    again = run(recipe_path, tmp_path / "again", "--hebbian-from", str(bf16))
+    assert again["precision"] == "bf16"
+    assert [layer["product_dtype"] for layer in again["hebbian_layers"]] == ["bfloat16"] * 2
+    args = ["run", recipe_path, "--out", tmp_path / "x", "--data-root", mnist_data()]
+    output = user_error(*args, "--hebbian-from", bf16, "--precision", "fp32")
+    assert "learnt its Hebbian weights with --precision bf16" in output
 
 
 @pytest.mark.integration
@@ -180,14 +213,11 @@ def test_hebbian_from_an_older_run_without_the_hash(
 ) -> None:
     """Runs made before the hash existed: it is computed from their recipe.toml."""
     recipe_path, folder, summary = source
-    old = tmp_path / "old"
-    old.mkdir()
-    for path in folder.iterdir():
-        if path.is_file():
-            (old / path.name).write_bytes(path.read_bytes())
-    stored = json.loads((old / "summary.json").read_text())
-    del stored["hebbian_hash"]
-    (old / "summary.json").write_text(json.dumps(stored))
+
+    def without_hash(stored: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in stored.items() if k != "hebbian_hash"}
+
+    old = copy_with_summary(folder, tmp_path / "old", without_hash)
     again = run(recipe_path, tmp_path / "again", "--hebbian-from", str(old))
     assert again["test_accuracy"] == summary["test_accuracy"]
     args = ["run", recipe_path, "--out", tmp_path / "x", "--data-root", mnist_data()]
@@ -207,7 +237,7 @@ def test_eval_reproduces_the_recorded_accuracy(
     assert evaluation["test_images"] == summary["test_images"]
     assert evaluation["test_accuracy"] == summary["test_accuracy"]
     assert evaluation["recorded"] == {"test_accuracy": summary["test_accuracy"]}
-    assert evaluation["precision"] == "fp32"  # the run's own
+    assert evaluation["precision"] == summary["precision"]  # the run's own
     args = ["eval", folder, "--data-root", mnist_data(), "--offline", "--json"]
     bf16 = json.loads(invoke(*args, "--precision", "bf16").stdout)
     assert bf16["precision"] == "bf16"

@@ -56,8 +56,9 @@ PrecisionOption = Annotated[
         "--precision",
         help="numerics of the Hebbian phase and the features pass: fp32 (strict float32, "
         "TF32 off on GPUs), bf16 (bfloat16 matrix products, float32 weights and updates), "
-        "bf16-auto (bf16 only in layers with fan-in >= 512, where it is faster) or tf32 (CUDA "
-        "only); default: $HEBBKIT_PRECISION, else fp32",
+        "bf16-auto (bf16 only in layers with fan-in >= 512, where it is faster), tf32 (CUDA "
+        "only) or auto (bf16-auto on a CPU with AVX512-BF16 or AMX, else fp32); default: "
+        "$HEBBKIT_PRECISION, else auto",
         show_default=False,
     ),
 ]

@@ -69,11 +69,13 @@ def run(
     """Train and evaluate one recipe; write its run folder."""
     from hebbkit.engine.progress import make_progress
     from hebbkit.runs.folder import default_run_folder
-    from hebbkit.runs.run import Machine, RunOrigin, run_recipe
+    from hebbkit.runs.reuse import continued_precision
+    from hebbkit.runs.run import Machine, RunOrigin, precision_setting, run_recipe
 
     spec = _load(recipe, overrides)
+    setting = continued_precision(precision_setting(precision), hebbian_from)
     machine = Machine.from_flags(
-        data_root, device, offline, track, max_memory=max_memory, precision=precision
+        data_root, device, offline, track, max_memory=max_memory, precision=setting
     )
     folder = (out_dir or default_run_folder(spec.name)).resolve()
     summary = run_recipe(
@@ -104,9 +106,8 @@ def evaluate(
         str | None,
         typer.Option(
             "--precision",
-            help="numerics of the network's pass: fp32, bf16, bf16-auto or tf32 (default: the "
-            "run's own, "
-            "as its summary.json recorded it)",
+            help="numerics of the network's pass: fp32, bf16, bf16-auto, tf32 or auto (this "
+            "machine's; default: the run's own, as its summary.json recorded it)",
             show_default=False,
         ),
     ] = None,

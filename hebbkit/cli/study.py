@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -100,7 +101,7 @@ def grid(
     from hebbkit.config.packaged import resolve_recipe
     from hebbkit.engine.progress import make_progress
     from hebbkit.runs.folder import runs_root
-    from hebbkit.runs.grid import load_grid, parse_seeds, run_grid
+    from hebbkit.runs.grid import finished_precision, load_grid, parse_seeds, run_grid
     from hebbkit.runs.options import ray_options
     from hebbkit.runs.run import Machine, memory_setting, precision_setting, track_setting
     from hebbkit.runs.run import data_root as resolve_data_root
@@ -128,13 +129,15 @@ def grid(
     )
     given_out = out_dir or runs_root() / plan.name
     folder = given_out.expanduser().resolve()
-    numerics = precision_setting(precision)
-    if dry_run:
-        _print_plan(plan, folder, registry, numerics)
-        return
-    # the precision a grid ran with, also when it came from HEBBKIT_PRECISION
-    shown = numerics if precision or numerics != "fp32" else None
-    command = _command(grid_file, given_out, seeds, only, overrides, address, device, shown)
+    setting = precision_setting(precision)
+    if setting == "auto":
+        # a grid continues in the precision its finished runs used (one mean ± std is one
+        # precision's), whatever this machine would pick for a new grid
+        setting = finished_precision(plan, folder) or setting
+    numerics = setting
+    if machine is not None:
+        machine = replace(machine, precision=setting)
+        numerics = machine.precision
     ray = None
     if address:
         ray = ray_options(
@@ -145,13 +148,19 @@ def grid(
             device=device,
             data_root=resolve_data_root(data_root),
             offline=is_offline(offline),
-            precision=numerics,
+            precision=setting,
             storage=storage,
             ship_data=ship_data,
             max_retries=max_retries,
             unit="run",
             track=track_setting(track),
         )
+        numerics = ray.precision
+    if dry_run:
+        _print_plan(plan, folder, registry, numerics)
+        return
+    # the precision the grid runs with, so that the command computes the same on any machine
+    command = _command(grid_file, given_out, seeds, only, overrides, address, device, numerics)
     try:
         outcomes = run_grid(
             plan,
@@ -215,7 +224,9 @@ def _command(
 def _print_plan(plan: GridPlan, folder: Path, registry: Registry, precision: str) -> None:
     from hebbkit.runs.grid import check_finished, is_finished
 
-    table = Table(title=f"{plan.name}: {len(plan.runs)} runs (output {folder})")
+    table = Table(
+        title=f"{plan.name}: {len(plan.runs)} runs (output {folder}; precision {precision})"
+    )
     for column in ("label", "seed", "state", "overrides (besides the grid's set)"):
         table.add_column(column, overflow="fold")
     shared = len(plan.spec.overrides)

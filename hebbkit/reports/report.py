@@ -27,7 +27,7 @@ from hebbkit.reports.collect import (
     weights_count,
 )
 from hebbkit.reports.records import PLAIN_DIR, RECORDS_DIR, RunCopy, safe_name, write_records
-from hebbkit.runs.folder import FAILED_MARK, is_finished, run_name_of
+from hebbkit.runs.folder import FAILED_MARK, is_finished, recorded_precision, run_name_of
 
 # --- tables ----------------------------------------------------------------------------------
 
@@ -54,6 +54,7 @@ def runs_frame(collection: Collection) -> pl.DataFrame:
                 "seconds_hebbian": seconds.get("hebbian"),
                 "seconds_readout": seconds.get("readout"),
                 "device": hardware.get("device"),
+                "precision": recorded_precision(summary),
                 "hardware": _hardware_text(hardware),
                 "python": versions.get("python"),
                 "torch": versions.get("torch"),
@@ -132,6 +133,8 @@ def _result_row(
     mean = sum(values) / len(values) if values else None
     study = (info.figures if info else {}).get(label)
     protocol = protocol_differences(info, runs) if study is not None else ""
+    if mixed := mixed_precisions(runs):
+        protocol = f"{protocol}, {mixed}" if protocol else mixed
     factors = (info.manifest.get("factors") or {}).get(label) if info else None
     if factors is None:
         factors = next((r.factors for r in runs if r.factors), {})
@@ -167,6 +170,20 @@ def protocol_differences(info: GridInfo | None, runs: list[RunRecord]) -> str:
             if path in study and study[path] != value:
                 found[path] = f"{path} = {_setting(value)} (study: {_setting(study[path])})"
     return ", ".join(found.values())
+
+
+def mixed_precisions(runs: list[RunRecord]) -> str:
+    """Which seeds ran in which ``--precision`` when they did not all run in one (one mean ±
+    std is one precision's), e.g. ``seeds in more than one precision: fp32 (s0, s1),
+    bf16-auto (s2)``; empty when they did."""
+    seeds: dict[str, list[str]] = {}
+    for run in runs:
+        seeds.setdefault(recorded_precision(run.summary), []).append(f"s{run.seed}")
+    if len(seeds) < 2:
+        return ""
+    return "seeds in more than one precision: " + ", ".join(
+        f"{name} ({', '.join(found)})" for name, found in seeds.items()
+    )
 
 
 def _setting(value: Any) -> str:
@@ -543,11 +560,13 @@ def write_report(
 
 def _overview(runs: pl.DataFrame) -> str:
     hardware = sorted({h for h in runs["hardware"].to_list() if h})
+    precisions = list(dict.fromkeys(runs["precision"].to_list())) if "precision" in runs else []
     versions = runs.select(["python", "torch", "hebbkit"]).unique().sort("torch").iter_rows()
     total = runs["seconds_total"].fill_null(0).sum()
     parts = [
         f"**{runs.height} runs**, {total / 3600:.2f} h of wall time in all.",
         "Hardware: " + "; ".join(hardware) + "." if hardware else "",
+        "Precision: " + ", ".join(precisions) + "." if precisions else "",
         "Versions: "
         + "; ".join(f"python {p}, torch {t}, hebbkit {h}" for p, t, h in versions)
         + ".",

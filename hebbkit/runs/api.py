@@ -32,7 +32,8 @@ from hebbkit.runs.folder import (
     read_metrics,
     read_summary,
 )
-from hebbkit.runs.run import Machine, RunOrigin, run_recipe
+from hebbkit.runs.reuse import continued_precision
+from hebbkit.runs.run import Machine, RunOrigin, precision_setting, run_recipe
 
 
 @dataclass
@@ -140,14 +141,16 @@ def run(
         spec = validate_recipe(apply_overrides(data, overrides or []), registry, "<recipe>")
     folder = Path(out).expanduser().resolve() if out else default_run_folder(spec.name).resolve()
     reporter = make_progress(quiet=not progress) if isinstance(progress, bool) else progress
+    reused = Path(hebbian_from) if hebbian_from else None
+    setting = continued_precision(precision_setting(precision), reused)
     run_recipe(
         spec,
         folder,
         registry,
-        Machine.from_flags(data_root, device, offline, track, precision=precision),
+        Machine.from_flags(data_root, device, offline, track, precision=setting),
         overwrite=overwrite,
         progress=reporter,
-        hebbian_from=Path(hebbian_from) if hebbian_from else None,
+        hebbian_from=reused,
         origin=RunOrigin(source=source),
     )
     return load_run(folder)

@@ -14,7 +14,7 @@ from hebbkit.config.overrides import apply_overrides
 from hebbkit.config.recipe import Recipe, recipe_dict, validate_recipe
 from hebbkit.engine.allocator import keep_freed_memory
 from hebbkit.engine.network import HebbianNetwork
-from hebbkit.engine.precision import pinned_numerics, precision_problem
+from hebbkit.engine.precision import pinned_numerics, precision_problem, resolve_precision
 from hebbkit.engine.progress import ProgressReporter, QuietProgress
 from hebbkit.engine.readout import accuracy, readout_model
 from hebbkit.engine.training import extract_features, feature_dtype
@@ -89,7 +89,7 @@ def evaluate_run(
     progress = progress or QuietProgress()
     device = machine.device
     summary = read_summary(folder.expanduser().resolve())
-    precision = precision or recorded_precision(summary)
+    precision = resolve_precision(precision, device) if precision else recorded_precision(summary)
     problem = precision_problem(precision, device)
     if problem:
         raise HebbkitError(

@@ -493,6 +493,15 @@ class Outcome:
     summary: RunSummary | None = field(default=None, repr=False)
 
 
+def finished_precision(plan: GridPlan, out: Path) -> str | None:
+    """The precision the runs of ``plan`` already finished in ``out`` used, or None if none is
+    (:func:`check_finished` holds the others to it)."""
+    for run in plan.runs:
+        if is_finished(out, run):
+            return recorded_precision(read_summary(out / run.folder))
+    return None
+
+
 def pending(
     plan: GridPlan, out: Path, registry: Registry, precision: str = "fp32"
 ) -> tuple[list[GridRun], list[GridRun]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from hebbkit.engine.precision import precision_problem
+from hebbkit.engine.precision import precision_problem, resolve_precision
 from hebbkit.environment import describe_setting
 from hebbkit.errors import HebbkitError
 from hebbkit.runs.run import device_source
@@ -71,7 +71,7 @@ def ray_options(
     device: str | None,
     data_root: Path,
     offline: bool,
-    precision: str = "fp32",
+    precision: str = "auto",
     ray_temp: Path | None = None,
     resume: bool = False,
     verbose: bool = False,
@@ -119,6 +119,8 @@ def ray_options(
             f"{gpus_flag} {gpus:g} asks for GPUs, but torch {torch.__version__} sees none "
             f"on this machine. Use {gpus_flag} 0, or --address to join a cluster with GPUs."
         )
+    # auto as this machine resolves it: trials on other machines compute in the same precision
+    precision = resolve_precision(precision, torch.device(chosen))
     problem = precision_problem(precision, torch.device(chosen))
     if problem:
         raise HebbkitError(f"--precision {precision}: {problem} (each {unit} runs on {chosen}).")

@@ -108,6 +108,18 @@ def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+def continued_precision(setting: str, hebbian_from: Path | None) -> str:
+    """The precision setting of a run that reuses ``hebbian_from``'s Hebbian phase: on
+    ``auto``, the precision that run recorded (reusing a phase means computing as it did),
+    otherwise ``setting`` as given (:func:`from_run_folder` refuses a mismatch)."""
+    if setting != "auto" or hebbian_from is None:
+        return setting
+    folder = hebbian_from.expanduser().resolve()
+    if not is_finished(folder):
+        return setting  # from_run_folder says what is wrong with it
+    return recorded_precision(read_summary(folder))
+
+
 def from_run_folder(
     folder: Path, recipe: Recipe, registry: Registry, precision: str = "fp32"
 ) -> HebbianState:

@@ -36,10 +36,11 @@ from hebbkit.engine.allocator import keep_freed_memory
 from hebbkit.engine.diagnostics import describe_layers
 from hebbkit.engine.network import HebbianNetwork
 from hebbkit.engine.precision import (
-    PRECISIONS,
+    PRECISION_SETTINGS,
     bf16_caution,
     pinned_numerics,
     precision_problem,
+    resolve_precision,
     tf32_state,
 )
 from hebbkit.engine.progress import ProgressReporter, QuietProgress
@@ -189,18 +190,20 @@ def track_setting(flags: list[str] | None = None) -> list[TrackSpec]:
 
 
 def precision_setting(flag: str | None = None) -> str:
-    """``--precision``, else ``HEBBKIT_PRECISION``, else fp32; checked for its spelling."""
+    """``--precision``, else ``HEBBKIT_PRECISION``, else auto; checked for its spelling (auto
+    is resolved for the device later, :func:`hebbkit.engine.precision.resolve_precision`)."""
     if flag is not None and flag.strip():
         raw, source = flag, "--precision"
     else:
-        raw, source = env_value("HEBBKIT_PRECISION") or "fp32", "HEBBKIT_PRECISION"
+        raw, source = env_value("HEBBKIT_PRECISION") or "auto", "HEBBKIT_PRECISION"
     value = raw.strip().lower()
-    if value not in PRECISIONS:
+    if value not in PRECISION_SETTINGS:
         raise SettingError(
-            f"{describe_setting(source, raw)} is not a precision; use {', '.join(PRECISIONS)} "
-            "(fp32: strict float32, the default; bf16: bfloat16 products in the Hebbian phase; "
-            "bf16-auto: bf16 only in layers wide enough to gain from it; tf32: TF32 on CUDA "
-            "GPUs)."
+            f"{describe_setting(source, raw)} is not a precision; use "
+            f"{', '.join(PRECISION_SETTINGS)} (auto, the default: bf16-auto on a CPU with "
+            "bfloat16 instructions, else fp32; fp32: strict float32; bf16: bfloat16 products in "
+            "the Hebbian phase; bf16-auto: bf16 only in layers wide enough to gain from it; "
+            "tf32: TF32 on CUDA GPUs)."
         )
     return value
 
@@ -223,6 +226,7 @@ class Machine:
     preloaded: tuple[PreloadedData, ...] = ()
 
     def __post_init__(self) -> None:
+        self.precision = resolve_precision(self.precision, self.device)
         problem = precision_problem(self.precision, self.device)
         if problem:
             raise SettingError(f"--precision {self.precision}: {problem} (device {self.device}).")
