@@ -119,6 +119,35 @@ def test_multi_layer_preset_runs(shared_data: Path, tmp_path: Path) -> None:
     assert metrics.filter(pl.col("phase") == "hebbian")["layer"].to_list() == [0, 1, 2]
 
 
+def test_kept_front_gives_the_numbers_of_a_run_that_computes_it(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 3-layer preset, small, 2 Hebbian epochs and a validation split: the run keeps the
+    layers' inputs (layer 2's epochs write them, layer 3's read and convert them, the training
+    features read them) and computes exactly what a run without them does."""
+    overrides = [
+        "layers.0.channels=8",
+        "layers.1.channels=16",
+        "layers.2.channels=32",
+        "hebbian.epochs=2",
+        "data.train_subset=400",
+        "data.test_subset=200",
+        "data.validation=100",
+        "readout.epochs=2",
+    ]
+    kept = run(RECIPES / "mnist_softhebb.toml", tmp_path / "kept", shared_data, overrides)
+    # one float32 row per image of the widest input, layer 1's output (8 × 14 × 14)
+    assert kept["front_cache"] == {"layer": 2, "bytes": kept["train_images"] * 8 * 14 * 14 * 4}
+    monkeypatch.setattr("hebbkit.runs.run.keep_front", lambda *args: None)
+    plain = run(RECIPES / "mnist_softhebb.toml", tmp_path / "plain", shared_data, overrides)
+    assert plain["front_cache"] is None
+    for key in ("train_accuracy", "validation_accuracy", "test_accuracy"):
+        assert kept[key] == plain[key]
+    a = without_timing(pl.read_parquet(tmp_path / "kept" / "metrics.parquet"))
+    b = without_timing(pl.read_parquet(tmp_path / "plain" / "metrics.parquet"))
+    assert a.equals(b), f"{a}\n!=\n{b}"
+
+
 def test_two_layer_all_at_once(shared_data: Path, tmp_path: Path) -> None:
     """Two Hebbian blocks of the preset (ZerO init) trained in one pass."""
     data = tomllib.loads((RECIPES / "mnist_softhebb.toml").read_text())

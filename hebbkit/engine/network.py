@@ -202,8 +202,9 @@ class HebbianNetwork(nn.Module):
             channels = config.channels
         return cls(layers)
 
-    def forward(self, x: torch.Tensor, upto: int | None = None) -> torch.Tensor:
-        for layer in self.layers[:upto]:
+    def forward(self, x: torch.Tensor, upto: int | None = None, start: int = 0) -> torch.Tensor:
+        """Blocks ``start`` up to (not including) ``upto``; ``x`` is block ``start``'s input."""
+        for layer in self.layers[start:upto]:
             x = layer(x)
         return x
 
@@ -214,12 +215,13 @@ class HebbianNetwork(nn.Module):
             layer.compute_dtype = compute_dtype(precision, layer.fan_in)
         return [str(layer.compute_dtype).removeprefix("torch.") for layer in self.layers]
 
-    def feature_shape(self, image_shape: Sequence[int]) -> tuple[int, ...]:
-        """Output shape ``(C, H, W)`` for one image of ``image_shape`` ``(C, H, W)``."""
+    def feature_shape(self, image_shape: Sequence[int], upto: int | None = None) -> tuple[int, ...]:
+        """Output shape ``(C, H, W)`` (of the blocks before ``upto``, else of all) for one
+        image of ``image_shape`` ``(C, H, W)``."""
         was_training = self.training
         self.eval()
         with torch.no_grad():
             device = self.layers[0].weight.device
-            shape = tuple(self(torch.zeros(1, *image_shape, device=device)).shape[1:])
+            shape = tuple(self(torch.zeros(1, *image_shape, device=device), upto).shape[1:])
         self.train(was_training)
         return shape

@@ -16,6 +16,7 @@ import torch
 from hebbkit.config.recipe import HebbianConfig
 from hebbkit.data import to_float
 from hebbkit.engine.diagnostics import layer_statistics, winner_statistics
+from hebbkit.engine.front import FrontCache
 from hebbkit.engine.network import HebbianLayer, HebbianNetwork
 from hebbkit.engine.progress import ProgressReporter
 from hebbkit.engine.seeds import derive_seed
@@ -43,8 +44,12 @@ def hebbian_phase(
     progress: ProgressReporter,
     record: Record,
     winners: list[dict[str, Any]] | None = None,
+    front: FrontCache | None = None,
 ) -> list[dict[str, float]]:
     """Train the Hebbian layers; returns per-layer seconds and images per second.
+
+    With ``front`` (greedy mode), each layer from the second on takes its inputs from it
+    (:class:`~hebbkit.engine.front.FrontCache`), which then holds the last layer's inputs.
 
     At ``config.diagnostics`` evenly spaced points of every layer-epoch, a ``hebbian_trace``
     row records distinct filters, norms, rates and winner statistics of the layers learning;
@@ -74,6 +79,7 @@ def hebbian_phase(
             if config.diagnostics:
                 _trace(layers[i], i, 0, 0, 0, 0.0, record, winners)
         label = f"Hebbian layer {first}" if len(group) == 1 else "Hebbian layers (all at once)"
+        keeps = front is not None and first in front.shapes and config.mode == "greedy"
         for epoch in range(config.epochs):
             generator = torch.Generator().manual_seed(
                 derive_seed(seed, "hebbian-order", first, epoch)
@@ -83,10 +89,16 @@ def hebbian_phase(
             with progress.phase(f"{label}, epoch {epoch + 1}/{config.epochs}", count) as advance:
                 for step in range(batches):
                     index = order[step * config.batch_size : (step + 1) * config.batch_size]
-                    x = to_float(images[index], device)
                     fraction = (epoch * batches + step) / total_steps
+
+                    def batch(index: torch.Tensor = index) -> torch.Tensor:
+                        return to_float(images[index], device)
+
                     with torch.no_grad():
-                        x = network(x, upto=first)
+                        if keeps:
+                            x = front.inputs(network, first, index, batch)
+                        else:
+                            x = network(batch(), upto=first)
                         for position, i in enumerate(group):
                             last = position == len(group) - 1
                             x = layers[i].learn(x, fraction, want_output=not last)
@@ -97,6 +109,8 @@ def hebbian_phase(
                         for i in group:
                             _trace(layers[i], i, epoch + 1, step + 1, seen, done, record, winners)
             seconds = time.perf_counter() - started
+            if keeps:
+                front.layer = first  # the epoch's order covered every image
             for i in group:
                 _check_finite(layers[i], i)
                 timings[i]["seconds"] += seconds
@@ -178,25 +192,47 @@ def extract_features(
     progress: ProgressReporter,
     description: str,
     batch_size: int = 32,
+    out: torch.Tensor | None = None,
+    front: FrontCache | None = None,
 ) -> torch.Tensor:
-    """Flattened outputs of the frozen network for every image, cached in ``dtype``.
+    """Flattened outputs of the frozen network for every image, cached in ``dtype``: in
+    ``out`` when given (``(images, features)`` of that dtype, allocated ahead, e.g. to fault
+    its pages in while the Hebbian phase runs: :mod:`hebbkit.engine.prefault`). With a
+    filled ``front`` (:class:`~hebbkit.engine.front.FrontCache`) whose first rows are these
+    images, only the blocks from its layer on run.
 
     Small batches keep each layer's maps in cache: on 2 CPU cores batch 32 extracts the
     2-layer model's features about 40% faster than batch 500.
     """
     network.eval()
     count = images.shape[0]
-    cache: torch.Tensor | None = None
+    if out is not None and (out.dtype != dtype or out.shape[0] != count):
+        raise ValueError(
+            f"extract_features: out is {tuple(out.shape)} {out.dtype}, "
+            f"wanted {count} rows of {dtype}."
+        )
+    if front is not None and (front.layer is None or front.storage.shape[0] < count):
+        raise ValueError(f"extract_features: the front cache is not filled for {count} images.")
+    cache: torch.Tensor | None = out
     with progress.phase(description, count) as advance:
         for start in range(0, count, batch_size):
-            x = to_float(images[start : start + batch_size], device)
-            maps = network(x)  # channels-last (B, C, H, W)
+            if front is not None:
+                stop = min(start + batch_size, count)  # the front may hold more images
+                maps = network(front.read(front.layer, slice(start, stop)), start=front.layer)
+            else:
+                maps = network(to_float(images[start : start + batch_size], device))
+            # maps: channels-last (B, C, H, W)
             # one pass for both checks, per batch (no cache-sized temporary); NaN propagates
             largest = maps.abs().amax().item()
             if not math.isfinite(largest):
                 raise TrainingDiverged("The frozen network produced NaN or Inf features.")
             if cache is None:
                 cache = torch.empty(count, maps[0].numel(), dtype=dtype, device=device)
+            elif cache.shape[1:] != (maps[0].numel(),):
+                raise ValueError(
+                    f"extract_features: out has rows of {tuple(cache.shape[1:])}, the network "
+                    f"gives {maps[0].numel()} features."
+                )
             if cache.dtype == torch.float16 and largest > FLOAT16_LIMIT:
                 cache = cache.to(torch.bfloat16)  # keep the range, lose a little precision
             # flattened in (C, H, W) order: the copy reorders and converts in one pass

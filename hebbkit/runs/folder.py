@@ -125,6 +125,8 @@ class RunSummary(TypedDict, total=False):
     test_images: int
     feature_size: int
     feature_dtype: str
+    #: the last layer's inputs kept from the Hebbian phase (FrontCache), or None
+    front_cache: dict[str, int] | None
     precision: str
     tf32: dict[str, str]
     seconds: Seconds

@@ -34,6 +34,7 @@ from hebbkit.config.recipe import (
 from hebbkit.config.toml import os_reason
 from hebbkit.engine.allocator import keep_freed_memory
 from hebbkit.engine.diagnostics import describe_layers
+from hebbkit.engine.front import FrontCache, input_shapes, row_width
 from hebbkit.engine.network import HebbianNetwork
 from hebbkit.engine.precision import (
     PRECISION_SETTINGS,
@@ -43,6 +44,7 @@ from hebbkit.engine.precision import (
     resolve_precision,
     tf32_state,
 )
+from hebbkit.engine.prefault import faulting_in
 from hebbkit.engine.progress import ProgressReporter, QuietProgress
 from hebbkit.engine.readout import accuracy, readout_phase
 from hebbkit.engine.seeds import derive_seed
@@ -318,6 +320,27 @@ def check_fits(
     return plan
 
 
+def keep_front(
+    recipe: Recipe,
+    network: HebbianNetwork,
+    plan: RecipePlan,
+    machine: Machine,
+    image_shape: Sequence[int],
+    count: int,
+) -> FrontCache | None:
+    """A :class:`FrontCache` for the layers' inputs, where it pays and fits: a CPU run of
+    several layers learning one at a time, whose rows take at most half of what the memory
+    limit leaves above the run's estimated peak (half: other runs may start beside it)."""
+    greedy = recipe.hebbian.mode == "greedy" and recipe.hebbian.epochs > 0
+    if machine.device.type != "cpu" or len(recipe.layers) < 2 or not greedy:
+        return None
+    limit = machine.memory_limit()
+    need = count * row_width(input_shapes(network, image_shape)) * 4
+    if limit is None or 2 * need > limit.bytes - plan.memory.device_bytes:
+        return None
+    return FrontCache.allocate(network, image_shape, count, machine.device)
+
+
 def preflight(recipe: Recipe, registry: Registry, machine: Machine) -> RecipePlan | None:
     """:func:`check_fits` on the images the dataset declares (before reading them); None
     when the dataset declares nothing (then the run checks once the data is read)."""
@@ -490,51 +513,78 @@ def run_recipe(
                 splits = machine.load_splits(recipe.data, registry)
             image_shape = tuple(splits.train.images.shape[1:])
             classes = len(splits.train.classes)
-            check_fits(recipe, registry, machine, image_shape, _run_counts(splits), classes)
+            plan = check_fits(recipe, registry, machine, image_shape, _run_counts(splits), classes)
             network = HebbianNetwork.from_recipe(recipe, image_shape[0], registry).to(device)
             initial_filters = network.layers[0].weight.detach().cpu().clone()
             product_dtypes = network.set_precision(machine.precision)
             if caution := bf16_caution(product_dtypes, device):
                 progress.log(caution)
-            with clock.phase("hebbian"):
-                if reused is not None:
-                    progress.log(f"Hebbian phase taken from {reused.source}")
-                    network.load_state_dict(reused.network)
-                    winners.extend(reused.winners)
-                    for row in reused.rows:
-                        record(dict(row))
-                    layer_timings = [
-                        {"seconds": t["seconds"], "images_per_second": t["images_per_second"]}
-                        for t in reused.layers
-                    ]
-                else:
-                    layer_timings = hebbian_phase(
-                        network,
-                        splits.hebbian_images,
-                        recipe.hebbian,
-                        recipe.seed,
-                        device,
-                        progress,
-                        record,
-                        winners,
-                    )
-                    if cache is not None:
-                        learnt = _hebbian_state(key, network, rows, winners, layer_timings)
-                        cache.store(learnt, learnt_by=origin.folder or out)
             feature_size = math.prod(network.feature_shape(image_shape))
             dtype = feature_dtype(recipe.readout.feature_dtype, len(splits.train), feature_size)
             named = {"train": splits.train, "test": splits.test}
             if splits.validation is not None:
                 named["validation"] = splits.validation
-            cached: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-            with clock.phase("features"):
-                for name, images in named.items():
-                    cached[name] = (
-                        extract_features(
-                            network, images.images, dtype, device, progress, f"Features ({name})"
-                        ),
-                        images.labels,
-                    )
+            # on a CPU, allocated ahead so that their pages fault in while the Hebbian phase
+            # computes (on a GPU they would only raise the Hebbian phase's peak memory)
+            caches = {
+                name: torch.empty(len(images), feature_size, dtype=dtype, device=device)
+                for name, images in named.items()
+                if device.type == "cpu"
+            }
+            front = (
+                keep_front(recipe, network, plan, machine, image_shape, len(splits.hebbian_images))
+                if reused is None
+                else None
+            )
+            ahead = ([front.storage] if front is not None else []) + list(caches.values())
+            with faulting_in(ahead):
+                with clock.phase("hebbian"):
+                    if reused is not None:
+                        progress.log(f"Hebbian phase taken from {reused.source}")
+                        network.load_state_dict(reused.network)
+                        winners.extend(reused.winners)
+                        for row in reused.rows:
+                            record(dict(row))
+                        layer_timings = [
+                            {"seconds": t["seconds"], "images_per_second": t["images_per_second"]}
+                            for t in reused.layers
+                        ]
+                    else:
+                        layer_timings = hebbian_phase(
+                            network,
+                            splits.hebbian_images,
+                            recipe.hebbian,
+                            recipe.seed,
+                            device,
+                            progress,
+                            record,
+                            winners,
+                            front,
+                        )
+                        if cache is not None:
+                            learnt = _hebbian_state(key, network, rows, winners, layer_timings)
+                            cache.store(learnt, learnt_by=origin.folder or out)
+                cached: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+                kept = front if front is not None and front.filled else None
+                with clock.phase("features"):
+                    for name, images in named.items():
+                        cached[name] = (
+                            extract_features(
+                                network,
+                                images.images,
+                                dtype,
+                                device,
+                                progress,
+                                f"Features ({name})",
+                                out=caches.pop(name, None),
+                                front=kept if name == "train" else None,
+                            ),
+                            images.labels,
+                        )
+            front_cache = (
+                {"layer": front.layer, "bytes": front.bytes} if front is not None else None
+            )
+            del front, kept, ahead  # the front rows are not needed again: freed before the read-out
             evaluations = {name: value for name, value in cached.items() if name != "train"}
             with clock.phase("readout"):
                 result = readout_phase(
@@ -565,6 +615,7 @@ def run_recipe(
                     "test_images": len(splits.test),
                     "feature_size": feature_size,
                     "feature_dtype": str(dtype).removeprefix("torch."),
+                    "front_cache": front_cache,
                     "precision": machine.precision,
                     **({"tf32": tf32_state()} if device.type == "cuda" else {}),
                     "seconds": {**clock.seconds, "total": clock.total()},
