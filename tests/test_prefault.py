@@ -3,6 +3,7 @@ features pass writing into them (extract_features(out=...))."""
 
 from __future__ import annotations
 
+import mmap
 import os
 import resource
 import threading
@@ -26,6 +27,14 @@ def populate_works() -> bool:
         return False
     probe = torch.empty(4 * MB, dtype=torch.uint8)
     return prefault.populate(probe, threading.Event())
+
+
+def fresh_bytes(size: int) -> torch.Tensor:
+    """``size`` bytes of fresh anonymous memory: whatever malloc keeps from earlier tests (a
+    run raises its thresholds, :mod:`hebbkit.engine.allocator`), these pages were never
+    touched."""
+    region = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return torch.frombuffer(region, dtype=torch.uint8)
 
 
 def faults_while_writing(tensor: torch.Tensor) -> int:
@@ -57,11 +66,11 @@ def test_page_ranges_cover_the_whole_pages_inside_in_short_steps(address, size, 
 @pytest.mark.skipif(not populate_works(), reason="no madvise(MADV_POPULATE_WRITE) here")
 def test_populated_pages_are_written_without_faults_and_keep_their_bytes() -> None:
     size = 64 * MB
-    fresh = torch.empty(size, dtype=torch.uint8)
+    fresh = fresh_bytes(size)
     assert prefault.populate(fresh, threading.Event())
     pages = size // PAGE
     assert faults_while_writing(fresh) < 0.05 * pages
-    lazy = torch.empty(size, dtype=torch.uint8)
+    lazy = fresh_bytes(size)
     assert faults_while_writing(lazy) > 0.5 * pages  # the comparison means something here
 
     data = torch.arange(size // 4, dtype=torch.int32)
@@ -74,7 +83,7 @@ def test_populated_pages_are_written_without_faults_and_keep_their_bytes() -> No
 def test_a_stop_before_the_first_range_faults_nothing_in() -> None:
     stop = threading.Event()
     stop.set()
-    fresh = torch.empty(16 * MB, dtype=torch.uint8)
+    fresh = fresh_bytes(16 * MB)
     assert prefault.populate(fresh, stop)
     assert faults_while_writing(fresh) > 0.5 * (16 * MB // PAGE)
 
