@@ -29,12 +29,11 @@ import math
 import resource
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 
 import torch
-from layer_bench import layer_arguments, recipe_network
+from layer_bench import alternating_workers, layer_arguments, recipe_network
 
 from hebbkit.engine.allocator import keep_freed_memory
 from hebbkit.engine.prefault import faulting_in
@@ -90,16 +89,7 @@ def main() -> None:
         worker(args)
         return
     own = list(sys.argv[1:])
-    runs: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
-    for _ in range(args.rounds):
-        for variant in VARIANTS:
-            done = subprocess.run(
-                [sys.executable, __file__, *own, "--worker", variant],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            runs[variant].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    runs = alternating_workers(__file__, own, VARIANTS, args.rounds)
     median = {
         v: {key: statistics.median(r[key] for r in runs[v]) for key in runs[v][0]} for v in VARIANTS
     }

@@ -7,6 +7,11 @@ Imported by the benchmarks beside it (``python benchmarks/X.py`` puts this folde
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -35,3 +40,22 @@ def recipe_network(args: argparse.Namespace) -> tuple[HebbianNetwork, torch.Tens
     network = HebbianNetwork.from_recipe(recipe, 1, registry).eval()
     images = torch.rand(args.batch, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     return network, images
+
+
+def alternating_workers(
+    script: str, arguments: list[str], variants: Sequence[str], rounds: int
+) -> dict[str, list[Any]]:
+    """Run ``script`` once per variant and round, each in its own process (``--worker
+    VARIANT``), the variants alternating so that a drifting machine hits them alike; returns
+    each variant's results, the JSON of each process's last output line."""
+    runs: dict[str, list[Any]] = {variant: [] for variant in variants}
+    for _ in range(rounds):
+        for variant in variants:
+            done = subprocess.run(
+                [sys.executable, script, *arguments, "--worker", variant],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            runs[variant].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return runs
