@@ -33,7 +33,7 @@ import sys
 import time
 
 import torch
-from layer_bench import alternating_workers, layer_arguments, recipe_network
+from layer_bench import layer_arguments, recipe_network, worker_or_rounds
 
 from hebbkit.engine.allocator import keep_freed_memory
 from hebbkit.engine.prefault import faulting_in
@@ -82,14 +82,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=60000)
     parser.add_argument("--test-rows", type=int, default=10000)
     parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        worker(args)
+    args, runs = worker_or_rounds(parser, __file__, VARIANTS, worker)
+    if runs is None:
         return
     own = list(sys.argv[1:])
-    runs = alternating_workers(__file__, own, VARIANTS, args.rounds)
     median = {
         v: {key: statistics.median(r[key] for r in runs[v]) for key in runs[v][0]} for v in VARIANTS
     }

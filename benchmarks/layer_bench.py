@@ -10,7 +10,7 @@ import argparse
 import json
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -59,3 +59,20 @@ def alternating_workers(
             )
             runs[variant].append(json.loads(done.stdout.strip().splitlines()[-1]))
     return runs
+
+
+def worker_or_rounds(
+    parser: argparse.ArgumentParser,
+    script: str,
+    variants: Sequence[str],
+    worker: Callable[[argparse.Namespace], None],
+) -> tuple[argparse.Namespace, dict[str, list[Any]] | None]:
+    """Adds ``--rounds`` (default 3) and the hidden ``--worker``, parses; in a worker process
+    runs ``worker`` and returns no results, else :func:`alternating_workers`' results."""
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--worker", choices=variants, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return args, None
+    return args, alternating_workers(script, list(sys.argv[1:]), variants, args.rounds)

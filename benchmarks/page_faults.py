@@ -12,7 +12,6 @@ layers in front, then ``learn()`` on the layer, at the run's product precision.
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import shlex
@@ -21,7 +20,7 @@ import sys
 import time
 
 import torch
-from layer_bench import alternating_workers, layer_arguments, recipe_network
+from layer_bench import layer_arguments, recipe_network, worker_or_rounds
 
 from hebbkit.engine.allocator import keep_freed_memory
 
@@ -58,15 +57,11 @@ def worker(args) -> None:
 def main() -> None:
     parser = layer_arguments(__doc__.splitlines()[0], "recipes/mnist_softhebb.toml")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--precision", default="bf16-auto", choices=["fp32", "bf16", "bf16-auto"])
-    parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        worker(args)
+    args, runs = worker_or_rounds(parser, __file__, VARIANTS, worker)
+    if runs is None:
         return
     own = list(sys.argv[1:])
-    runs = alternating_workers(__file__, own, VARIANTS, args.rounds)
     network, _ = recipe_network(args)
     print(
         f"{torch.get_num_threads()} threads, batch {args.batch}, {args.steps} steps per layer, "
