@@ -59,7 +59,13 @@ class FrontCache:
         cls, network: HebbianNetwork, image_shape: Sequence[int], count: int, device: torch.device
     ) -> FrontCache:
         """Rows for ``count`` images of ``image_shape``, wide enough for any layer's input."""
-        shapes = input_shapes(network, image_shape)
+        return cls.for_shapes(input_shapes(network, image_shape), count, device)
+
+    @classmethod
+    def for_shapes(
+        cls, shapes: dict[int, tuple[int, int, int]], count: int, device: torch.device
+    ) -> FrontCache:
+        """Rows for ``count`` images whose layers' inputs have these :func:`input_shapes`."""
         return cls(torch.empty(count, row_width(shapes), device=device), shapes)
 
     @property

@@ -335,10 +335,11 @@ def keep_front(
     if machine.device.type != "cpu" or len(recipe.layers) < 2 or not greedy:
         return None
     limit = machine.memory_limit()
-    need = count * row_width(input_shapes(network, image_shape)) * 4
+    shapes = input_shapes(network, image_shape)
+    need = count * row_width(shapes) * 4
     if limit is None or 2 * need > limit.bytes - plan.memory.device_bytes:
         return None
-    return FrontCache.allocate(network, image_shape, count, machine.device)
+    return FrontCache.for_shapes(shapes, count, machine.device)
 
 
 def preflight(recipe: Recipe, registry: Registry, machine: Machine) -> RecipePlan | None:
